@@ -1,0 +1,172 @@
+"""One typed settings object, built once from the environment.
+
+Names follow the seed documents where they exist (SESSION_LOCK_TTL, QR_TICKET_TTL, ...).
+Defaults work against this machine's local services on loopback, so a fresh checkout
+runs with no configuration at all. A malformed value fails at start-up with an error
+that names the variable, never later in the middle of a job.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+def _parse_octal_mode(value: object) -> object:
+    # The seeds give permissions as decimal (384 == 0o600); operators also write "0600".
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("0o", "0O")):
+            return int(text[2:], 8)
+        if len(text) > 1 and text.startswith("0") and text.isdigit():
+            return int(text, 8)
+        return int(text)
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Storage and coordination.
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/integration_service"
+    # Role the worker's connections switch to (SET ROLE); the service role bypasses RLS.
+    database_role: str | None = "integration_service_worker"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_connect_timeout: float = Field(default=5.0, gt=0)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672//",
+        validation_alias=AliasChoices("CELERY_BROKER_URL", "BROKER_URL", "broker_url"),
+    )
+
+    # Session ownership (DESIGN.md, "Session ownership").
+    session_lock_ttl: int = Field(default=90, ge=2, le=3600)
+    session_lock_heartbeat: int = Field(default=30, ge=1, le=1800)
+    worker_liveness_ttl: int = Field(default=30, ge=2, le=3600)
+    worker_queue_message_ttl: int = Field(default=120, ge=1, le=86400)
+    forward_max_hops: int = Field(default=3, ge=1, le=20)
+    client_pool_max: int = Field(default=500, ge=1, le=100000)
+    client_idle_timeout: int = Field(default=600, ge=1, le=86400)
+    task_timeout: float = Field(default=60.0, gt=0)
+
+    # Login and validation.
+    qr_ticket_ttl: int = Field(default=600, ge=30, le=86400)
+    session_validation_interval: int = Field(default=300, ge=1, le=86400)
+    session_stale_threshold: int = Field(default=3600, ge=1, le=30 * 86400)
+    validation_batch_size: int = Field(default=500, ge=1, le=100000)
+
+    # Session files (legacy import) and their permissions, as in the seeds.
+    sessions_base_path: Path = Path("./.state/sessions")
+    session_file_permissions: Annotated[int, NoDecode] = 0o600
+    session_dir_permissions: Annotated[int, NoDecode] = 0o700
+
+    # Secrets: which cipher encrypts session strings.
+    session_cipher: Literal["local", "vault"] = "local"
+    # Local AES-GCM keyring: "id1:base64key,id2:base64key"; the last one encrypts.
+    local_keyring: SecretStr | None = None
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_token: SecretStr | None = None
+    vault_transit_mount: str = "transit"
+    vault_transit_key: str = "telegram-sessions"
+
+    # Telegram: real credentials, or the emulator described by its emulator.json.
+    telegram_api_id: int | None = None
+    telegram_api_hash: SecretStr | None = None
+    telegram_emulator_config: Path | None = None
+    flood_sleep_threshold: int = Field(default=0, ge=0, le=60)
+
+    # Operations.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    health_port: int = Field(default=0, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    flower_basic_auth: SecretStr | None = None
+
+    @field_validator("session_file_permissions", "session_dir_permissions", mode="before")
+    @classmethod
+    def _octal(cls, value: object) -> object:
+        return _parse_octal_mode(value)
+
+    @field_validator("session_file_permissions", "session_dir_permissions")
+    @classmethod
+    def _valid_mode(cls, value: int) -> int:
+        if not 0 <= value <= 0o777:
+            raise ValueError("must be a file mode between 0 and 0o777")
+        return value
+
+    @field_validator("session_lock_heartbeat")
+    @classmethod
+    def _heartbeat_below_ttl(cls, value: int, info: object) -> int:
+        ttl = getattr(info, "data", {}).get("session_lock_ttl")
+        if ttl is not None and value * 2 > ttl:
+            # Two missed heartbeats must still fit inside the TTL, or a healthy owner
+            # loses its lease on one slow renewal.
+            raise ValueError(f"must be at most half of SESSION_LOCK_TTL ({ttl})")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value[len("postgres://") :]
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://", "pyamqp://")):
+            raise ValueError("must be an amqp:// URL")
+        return value
+
+    @property
+    def uses_real_telegram(self) -> bool:
+        return self.telegram_api_id is not None and self.telegram_api_hash is not None
+
+
+def _explain(error: ValidationError) -> SettingsError:
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        variable = "CELERY_BROKER_URL/BROKER_URL" if field == "broker_url" else field.upper()
+        problems.append(f"{variable}: {item['msg']}")
+    return SettingsError("invalid configuration: " + "; ".join(problems))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (plus explicit overrides), naming bad variables."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise _explain(error) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once on first use (never at import time)."""
+    return load_settings()
