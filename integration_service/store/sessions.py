@@ -1,0 +1,257 @@
+"""The session store: the only code that reads or writes session rows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+
+from integration_service.errors import PermanentError
+from integration_service.store.errors import to_store_error
+from integration_service.store.metrics import SAVE_ATTEMPTS, SAVE_DURATION, SAVE_ERRORS
+from integration_service.store.records import (
+    SessionEvent,
+    SessionKey,
+    SessionMaterial,
+    SessionRow,
+)
+
+_UPSERT = text(
+    """
+    SELECT upsert_telegram_session(
+        :tenant_id, :app_id, :kind, :state, :lease_epoch, :session_string_enc, :key_id,
+        :api_key_alias, :telegram_user_id, :dc_id, :fingerprint, :auth_error, :error_details
+    )
+    """
+)
+_SESSION_COLUMNS = (
+    "id, tenant_id, app_id, kind, state, session_string_enc, key_id, api_key_alias, "
+    "telegram_user_id, dc_id, lease_epoch, fingerprint, auth_error, error_details, "
+    "last_activity_at, created_at, updated_at"
+)
+
+
+class SessionNotFound(PermanentError):
+    """No session is stored under this key."""
+
+    code = "unknown_session"
+
+
+class TransitionConflict(PermanentError):
+    """The stored state or epoch moved on; the transition was not applied."""
+
+    code = "transition_conflict"
+
+
+def _row(mapping: RowMapping) -> SessionRow:
+    return SessionRow(
+        id=mapping["id"],
+        key=SessionKey(mapping["tenant_id"], mapping["app_id"]),
+        kind=mapping["kind"],
+        state=mapping["state"],
+        session_string_enc=mapping["session_string_enc"],
+        key_id=mapping["key_id"],
+        api_key_alias=mapping["api_key_alias"],
+        telegram_user_id=mapping["telegram_user_id"],
+        dc_id=mapping["dc_id"],
+        lease_epoch=mapping["lease_epoch"],
+        fingerprint=mapping["fingerprint"],
+        auth_error=mapping["auth_error"],
+        error_details=mapping["error_details"],
+        last_activity_at=mapping["last_activity_at"],
+        created_at=mapping["created_at"],
+        updated_at=mapping["updated_at"],
+    )
+
+
+class SessionStore:
+    """Save, read and list sessions; record their state transitions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise to_store_error(error, operation) from None
+
+    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
+        """Register a tenant (idempotent); sessions may only belong to known tenants."""
+        with self._transaction("ensure_tenant") as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tenants (id, name) VALUES (:id, :name) "
+                    "ON CONFLICT (id) DO NOTHING"
+                ),
+                {"id": tenant_id, "name": name or tenant_id},
+            )
+
+    def save(self, material: SessionMaterial) -> uuid.UUID:
+        """Write session material through upsert_telegram_session; returns the row id."""
+        params = {
+            "tenant_id": material.key.tenant_id,
+            "app_id": material.key.app_id,
+            "kind": material.kind,
+            "state": material.state,
+            "lease_epoch": material.lease_epoch,
+            "session_string_enc": material.session_string_enc,
+            "key_id": material.key_id,
+            "api_key_alias": material.api_key_alias,
+            "telegram_user_id": material.telegram_user_id,
+            "dc_id": material.dc_id,
+            "fingerprint": material.fingerprint,
+            "auth_error": material.auth_error,
+            "error_details": material.error_details,
+        }
+        started = time.perf_counter()
+        try:
+            with self._engine.begin() as conn:
+                session_id = conn.execute(_UPSERT, params).scalar_one()
+        except SQLAlchemyError as error:
+            wrapped = to_store_error(error, f"save session {material.key}")
+            SAVE_ATTEMPTS.labels(status="failed").inc()
+            SAVE_DURATION.labels(status="failed").observe(time.perf_counter() - started)
+            SAVE_ERRORS.labels(error_type=wrapped.error_code.value).inc()
+            raise wrapped from None
+        SAVE_ATTEMPTS.labels(status="success").inc()
+        SAVE_DURATION.labels(status="success").observe(time.perf_counter() - started)
+        return uuid.UUID(str(session_id))
+
+    def get(self, key: SessionKey) -> SessionRow | None:
+        with self._transaction("get session") as conn:
+            found = (
+                conn.execute(
+                    text(
+                        f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions "
+                        "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                    ),
+                    {"tenant_id": key.tenant_id, "app_id": key.app_id},
+                )
+                .mappings()
+                .first()
+            )
+        return _row(found) if found is not None else None
+
+    def require(self, key: SessionKey) -> SessionRow:
+        row = self.get(key)
+        if row is None:
+            raise SessionNotFound(f"no session {key}")
+        return row
+
+    def list(
+        self,
+        *,
+        tenant_id: str | None = None,
+        states: tuple[str, ...] | None = None,
+        after_app_id: str | None = None,
+        limit: int = 100,
+    ) -> list[SessionRow]:
+        """Sessions ordered by (tenant_id, app_id), keyset-paginated after ``after_app_id``."""
+        clauses = []
+        params: dict[str, Any] = {"limit": limit}
+        if tenant_id is not None:
+            clauses.append("tenant_id = :tenant_id")
+            params["tenant_id"] = tenant_id
+        if states:
+            clauses.append("state = ANY(:states)")
+            params["states"] = list(states)
+        if after_app_id is not None:
+            clauses.append("app_id > :after")
+            params["after"] = after_app_id
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = text(
+            f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions {where} "
+            "ORDER BY tenant_id, app_id LIMIT :limit"
+        )
+        with self._transaction("list sessions") as conn:
+            return [_row(m) for m in conn.execute(query, params).mappings()]
+
+    def record_transition(
+        self,
+        key: SessionKey,
+        *,
+        from_state: str,
+        to_state: str,
+        reason: str,
+        lease_epoch: int,
+        task_id: str | None = None,
+    ) -> SessionEvent:
+        """Move a session from ``from_state`` to ``to_state`` and log the event, atomically.
+
+        Compare-and-set on both state and epoch: a concurrent transition or a newer lease
+        owner makes this one fail with TransitionConflict and change nothing.
+        """
+        with self._transaction(f"transition {key}") as conn:
+            moved = conn.execute(
+                text(
+                    "UPDATE telegram_sessions SET state = :to_state, lease_epoch = :epoch "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id "
+                    "AND state = :from_state AND lease_epoch <= :epoch RETURNING id"
+                ),
+                {
+                    "to_state": to_state,
+                    "from_state": from_state,
+                    "epoch": lease_epoch,
+                    "tenant_id": key.tenant_id,
+                    "app_id": key.app_id,
+                },
+            ).first()
+            if moved is None:
+                current = conn.execute(
+                    text(
+                        "SELECT state, lease_epoch FROM telegram_sessions "
+                        "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                    ),
+                    {"tenant_id": key.tenant_id, "app_id": key.app_id},
+                ).first()
+                if current is None:
+                    raise SessionNotFound(f"no session {key}")
+                raise TransitionConflict(
+                    f"session {key} is {current.state} at epoch {current.lease_epoch}; "
+                    f"expected {from_state} at epoch <= {lease_epoch}"
+                )
+            event = (
+                conn.execute(
+                    text(
+                        "INSERT INTO session_events (session_id, tenant_id, app_id, from_state, "
+                        "to_state, reason, lease_epoch, task_id) VALUES (:sid, :tenant_id, "
+                        ":app_id, :from_state, :to_state, :reason, :epoch, :task_id) "
+                        "RETURNING id, session_id, from_state, to_state, reason, lease_epoch, "
+                        "task_id, created_at"
+                    ),
+                    {
+                        "sid": moved.id,
+                        "tenant_id": key.tenant_id,
+                        "app_id": key.app_id,
+                        "from_state": from_state,
+                        "to_state": to_state,
+                        "reason": reason,
+                        "epoch": lease_epoch,
+                        "task_id": task_id,
+                    },
+                )
+                .mappings()
+                .one()
+            )
+        return SessionEvent(**event)
+
+    def events(self, key: SessionKey) -> list[SessionEvent]:
+        with self._transaction("list session events") as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT id, session_id, from_state, to_state, reason, lease_epoch, task_id, "
+                    "created_at FROM session_events WHERE tenant_id = :tenant_id "
+                    "AND app_id = :app_id ORDER BY id"
+                ),
+                {"tenant_id": key.tenant_id, "app_id": key.app_id},
+            ).mappings()
+            return [SessionEvent(**r) for r in rows]

@@ -1,0 +1,50 @@
+"""Shared fixtures: a migrated throwaway database and a store running as the service role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from integration_service.settings import Settings, load_settings
+from integration_service.store import SessionStore, build_engine
+from tests.support.database import migrate, scratch_database
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database at Alembic head for the whole test session."""
+    with scratch_database() as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return load_settings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    """Pooled engine as the workers use it: SET ROLE integration_service_worker."""
+    engine = build_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def admin_engine(database_url: str) -> Iterator[Engine]:
+    """Superuser engine for test set-up that the service role may not do."""
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine, admin_engine: Engine) -> Iterator[SessionStore]:
+    """A session store on an empty schema; rows are removed after each test."""
+    yield SessionStore(engine)
+    with admin_engine.begin() as conn:
+        conn.execute(text("TRUNCATE tenants, integration_logs CASCADE"))
