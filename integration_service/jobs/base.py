@@ -1,0 +1,103 @@
+"""The one base Task: retry mapping, dead-lettering and task metrics.
+
+Tasks stay thin shells over plain functions; everything a job needs to behave well
+under failure lives here once: a RetryableError is retried with exponential backoff and
+jitter (or at the time the error names), a PermanentError, an unexpected exception or
+exhausted retries end the job in the dead-letter queue with the reason.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Reject, Retry
+from prometheus_client import Counter, Histogram
+
+from integration_service.errors import PermanentError, RetryableError
+from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
+
+TASKS_TOTAL = Counter(
+    "celery_tasks_total", "Finished task runs, by queue, task and status.", ["queue", "task", "status"]
+)
+TASKS_ERRORS = Counter(
+    "celery_tasks_error_total", "Task runs that raised, by queue and task.", ["queue", "task"]
+)
+TASK_DURATION = Histogram(
+    "celery_task_duration_seconds",
+    "Wall time of one task run, by task.",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+def backoff_delay(retries: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**retries)]."""
+    return random.uniform(0, min(cap, base * (2**retries)))
+
+
+class ServiceTask(Task):
+    """Base class of every job; see the module docstring."""
+
+    abstract = True
+    max_retries = 8
+    # Exceptions that must never be retried, declared per task on top of PermanentError.
+    never_retry: tuple[type[BaseException], ...] = (PermanentError,)
+
+    def _queue(self) -> str:
+        delivery = getattr(self.request, "delivery_info", None) or {}
+        return str(delivery.get("routing_key", "") or "").split(".", 1)[0] or "unknown"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        status = "success"
+        try:
+            return super().__call__(*args, **kwargs)
+        except RetryableError as error:
+            if not isinstance(error, self.never_retry) and self.request.retries < self.max_retries:
+                status = "retry"
+                delay = getattr(error, "retry_after", None)
+                countdown = (
+                    float(delay) if delay is not None else backoff_delay(self.request.retries)
+                )
+                raise self.retry(exc=error, countdown=countdown) from None
+            status = "failure"
+            self._dead_letter(error, args, kwargs)
+            raise
+        except (Retry, Reject):
+            status = "retry"
+            raise
+        except Exception as error:
+            status = "failure"
+            self._dead_letter(error, args, kwargs)
+            raise
+        finally:
+            TASKS_TOTAL.labels(queue=self._queue(), task=self.name, status=status).inc()
+            TASK_DURATION.labels(task=self.name).observe(time.perf_counter() - started)
+
+    def _dead_letter(self, error: BaseException, args: Any, kwargs: Any) -> None:
+        """Publish the failed job with its reason; the message is acked only after this.
+
+        If even the confirmed publish fails, the job is rejected without requeue so the
+        broker dead-letters the original message itself (x-death reason "rejected"):
+        a job is never acked away without a copy in the dead-letter queue.
+        """
+        TASKS_ERRORS.labels(queue=self._queue(), task=self.name).inc()
+        try:
+            publish_dead_letter(
+                self.app,
+                task_id=self.request.id,
+                task_name=self.name,
+                args=list(args),
+                kwargs=dict(kwargs),
+                headers=failure_headers(
+                    reason=str(error) or type(error).__name__,
+                    exception_type=type(error).__name__,
+                    original_queue=self._queue(),
+                    retries=self.request.retries,
+                ),
+            )
+        except Exception as publish_error:
+            raise Reject(f"dead-letter publish failed: {publish_error}", requeue=False) from error

@@ -1,0 +1,93 @@
+"""Queue topology: one topic exchange, three job classes, one dead-letter queue.
+
+Choices (explained in docs/ARCHITECTURE.md): quorum queues, because they survive a
+broker restart with publisher confirms, and their ``x-delivery-limit`` dead-letters a
+poison message that keeps killing workers instead of redelivering it forever; no
+priorities (classic-queue priorities do not exist on quorum queues before RabbitMQ 4.0,
+and separate queues with their own consumers serve interactive logins first anyway).
+"""
+
+from __future__ import annotations
+
+from kombu import Connection, Exchange, Queue
+
+TASK_EXCHANGE = Exchange("tasks", type="topic", durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("dead_letter", type="fanout", durable=True)
+
+HIGH, MID, LOW = "high", "mid", "low"
+JOB_QUEUES = (HIGH, MID, LOW)
+DEAD_LETTER_QUEUE = "dead_letter"
+
+# Redeliveries of one message before the broker dead-letters it (worker crashes count).
+DELIVERY_LIMIT = 5
+
+# Which queue each job family goes to (task name prefix -> queue).
+ROUTES_BY_FAMILY: dict[str, str] = {
+    "tasks.connect.": HIGH,
+    "tasks.messages.": MID,
+    "tasks.reconnect.": MID,
+    "tasks.validation.": LOW,
+    "tasks.maintenance.": LOW,
+}
+
+
+def job_queue(name: str) -> Queue:
+    """A durable quorum queue bound to the topic exchange under ``<name>.#``."""
+    return Queue(
+        name,
+        exchange=TASK_EXCHANGE,
+        routing_key=f"{name}.#",
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            # at-least-once dead-lettering (RabbitMQ >= 3.10) never drops a message
+            # between the source queue and the dead-letter queue.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def dead_letter_queue() -> Queue:
+    """Jobs that failed for good, with the reason in their headers; never consumed by workers."""
+    return Queue(
+        DEAD_LETTER_QUEUE,
+        exchange=DEAD_LETTER_EXCHANGE,
+        routing_key="#",
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def consumed_queues() -> tuple[Queue, ...]:
+    """The queues workers consume (Celery's ``task_queues``)."""
+    return tuple(job_queue(name) for name in JOB_QUEUES)
+
+
+def declare_topology(connection: Connection) -> None:
+    """Declare every exchange and queue, dead-letter ones first.
+
+    The job queues dead-letter into ``dead_letter``; if that exchange did not exist, the
+    broker would drop what it dead-letters, so workers and producers declare it before
+    anything is consumed or published.
+    """
+    with connection.channel() as channel:
+        DEAD_LETTER_EXCHANGE(channel).declare()
+        dead_letter_queue()(channel).declare()
+        TASK_EXCHANGE(channel).declare()
+        for queue in consumed_queues():
+            queue(channel).declare()
+
+
+def route_for(task_name: str) -> dict[str, str] | None:
+    """Celery router: the queue and routing key for a task, by its family prefix."""
+    for prefix, queue in ROUTES_BY_FAMILY.items():
+        if task_name.startswith(prefix):
+            return {
+                "queue": queue,
+                "exchange": TASK_EXCHANGE.name,
+                "routing_key": f"{queue}.{task_name}",
+            }
+    return None
