@@ -1,0 +1,1 @@
+"""Helpers shared by test suites: processes and servers the tests start themselves."""
