@@ -85,10 +85,18 @@ def upgrade() -> None:
         sa.CheckConstraint("lease_epoch >= 0", name="ck_telegram_sessions_epoch"),
     )
     # (tenant_id, state) serves both "by tenant" and "by tenant and state" listings.
-    op.create_index("ix_telegram_sessions_tenant_state", "telegram_sessions", ["tenant_id", "state"])
-    op.create_index("ix_telegram_sessions_state", "telegram_sessions", ["state", "last_activity_at"])
-    op.create_index("ix_telegram_sessions_telegram_user_id", "telegram_sessions", ["telegram_user_id"])
-    op.create_index("ix_telegram_sessions_last_activity_at", "telegram_sessions", ["last_activity_at"])
+    op.create_index(
+        "ix_telegram_sessions_tenant_state", "telegram_sessions", ["tenant_id", "state"]
+    )
+    op.create_index(
+        "ix_telegram_sessions_state", "telegram_sessions", ["state", "last_activity_at"]
+    )
+    op.create_index(
+        "ix_telegram_sessions_telegram_user_id", "telegram_sessions", ["telegram_user_id"]
+    )
+    op.create_index(
+        "ix_telegram_sessions_last_activity_at", "telegram_sessions", ["last_activity_at"]
+    )
     # One auth key, one row: two rows sharing a key would let two workers drive it at once
     # (Telegram answers AUTH_KEY_DUPLICATED and kills the authorisation).
     op.create_index(

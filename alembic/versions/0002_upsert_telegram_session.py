@@ -24,9 +24,7 @@ down_revision: str | None = "0001_sessions_schema"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SIGNATURE = (
-    "text, text, text, text, bigint, text, text, text, bigint, integer, text, text, text"
-)
+SIGNATURE = "text, text, text, text, bigint, text, text, text, bigint, integer, text, text, text"
 
 
 def upgrade() -> None:

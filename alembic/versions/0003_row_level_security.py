@@ -49,9 +49,7 @@ def upgrade() -> None:
     _create_role(TENANT, "NOBYPASSRLS")
 
     op.execute(f"GRANT USAGE ON SCHEMA public TO {WORKER}, {TENANT}")
-    op.execute(
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(ALL_TABLES)} TO {WORKER}"
-    )
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(ALL_TABLES)} TO {WORKER}")
     op.execute(f"GRANT SELECT ON {', '.join(TENANT_TABLES)} TO {TENANT}")
     op.execute(f"GRANT SELECT ON tenants TO {TENANT}")
     # Functions are executable by PUBLIC by default; the write path is the worker's only.

@@ -20,7 +20,9 @@ from integration_service.errors import PermanentError, RetryableError
 from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
 
 TASKS_TOTAL = Counter(
-    "celery_tasks_total", "Finished task runs, by queue, task and status.", ["queue", "task", "status"]
+    "celery_tasks_total",
+    "Finished task runs, by queue, task and status.",
+    ["queue", "task", "status"],
 )
 TASKS_ERRORS = Counter(
     "celery_tasks_error_total", "Task runs that raised, by queue and task.", ["queue", "task"]
@@ -99,5 +101,5 @@ class ServiceTask(Task):
                     retries=self.request.retries,
                 ),
             )
-        except Exception as publish_error:
+        except Exception as publish_error:  # noqa: BLE001 - any failure means no copy
             raise Reject(f"dead-letter publish failed: {publish_error}", requeue=False) from error

@@ -89,8 +89,7 @@ class SessionStore:
         with self._transaction("ensure_tenant") as conn:
             conn.execute(
                 text(
-                    "INSERT INTO tenants (id, name) VALUES (:id, :name) "
-                    "ON CONFLICT (id) DO NOTHING"
+                    "INSERT INTO tenants (id, name) VALUES (:id, :name) ON CONFLICT (id) DO NOTHING"
                 ),
                 {"id": tenant_id, "name": name or tenant_id},
             )
@@ -131,7 +130,7 @@ class SessionStore:
             found = (
                 conn.execute(
                     text(
-                        f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions "
+                        f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions "  # noqa: S608 - constant
                         "WHERE tenant_id = :tenant_id AND app_id = :app_id"
                     ),
                     {"tenant_id": key.tenant_id, "app_id": key.app_id},
@@ -147,7 +146,7 @@ class SessionStore:
             raise SessionNotFound(f"no session {key}")
         return row
 
-    def list(
+    def list_sessions(
         self,
         *,
         tenant_id: str | None = None,
@@ -169,7 +168,8 @@ class SessionStore:
             params["after"] = after_app_id
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = text(
-            f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions {where} "
+            # Only constant column lists and clause templates are interpolated; values bind.
+            f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions {where} "  # noqa: S608
             "ORDER BY tenant_id, app_id LIMIT :limit"
         )
         with self._transaction("list sessions") as conn:

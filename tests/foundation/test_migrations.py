@@ -48,7 +48,7 @@ def test_schema_has_the_indexes_the_seeds_list(database_url: str) -> None:
         indexes = inspect(engine).get_indexes("telegram_sessions")
     finally:
         engine.dispose()
-    leading = {tuple(i["column_names"])[0] for i in indexes}
+    leading = {next(iter(i["column_names"])) for i in indexes}
     assert {"tenant_id", "state", "telegram_user_id", "last_activity_at"} <= leading
 
 

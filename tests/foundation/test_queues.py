@@ -119,5 +119,3 @@ def test_publish_to_missing_exchange_fails_loudly(producer: Celery) -> None:
         producer.send_task(
             "tasks.maintenance.ping", exchange="no-such-exchange", routing_key="x", retry=False
         )
-
-

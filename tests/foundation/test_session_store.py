@@ -77,9 +77,7 @@ def test_fifty_concurrent_upserts_of_one_key_give_one_row(
     assert store.require(KEY).session_string_enc in {f"value-{i}" for i in range(50)}
 
 
-def test_last_committed_write_wins(
-    store: SessionStore, tenant: str, admin_engine: Engine
-) -> None:
+def test_last_committed_write_wins(store: SessionStore, tenant: str, admin_engine: Engine) -> None:
     """Commit order is observed through a sequence drawn while the row lock is held."""
     engine = admin_engine
     store.save(material(epoch=1))
@@ -90,10 +88,7 @@ def test_last_committed_write_wins(
         barrier.wait()
         with engine.begin() as conn:
             conn.execute(
-                text(
-                    "SELECT upsert_telegram_session('tenant-a', 'app-1', 'user', 'new', 1, "
-                    ":enc)"
-                ),
+                text("SELECT upsert_telegram_session('tenant-a', 'app-1', 'user', 'new', 1, :enc)"),
                 {"enc": f"value-{i}"},
             )
             # The upsert holds the row lock until commit, so the draw order is commit order.
@@ -111,9 +106,7 @@ def test_last_committed_write_wins(
             conn.execute(text("DROP SEQUENCE IF EXISTS public.write_order_seq"))
 
 
-def test_stale_epoch_write_is_refused_and_changes_nothing(
-    store: SessionStore, tenant: str
-) -> None:
+def test_stale_epoch_write_is_refused_and_changes_nothing(store: SessionStore, tenant: str) -> None:
     store.save(material(epoch=5, session_string_enc="owner-5", state="authorized"))
     before = store.require(KEY)
     with pytest.raises(StoreError) as caught:
@@ -151,11 +144,11 @@ def test_list_by_tenant_and_state(store: SessionStore, tenant: str) -> None:
     store.save(material(key=SessionKey("tenant-a", "app-9"), state="revoked"))
     store.save(material(key=SessionKey("tenant-b", "app-0"), state="authorized"))
 
-    authorized = store.list(tenant_id="tenant-a", states=("authorized",))
+    authorized = store.list_sessions(tenant_id="tenant-a", states=("authorized",))
     assert [r.key.app_id for r in authorized] == [f"app-{i}" for i in range(5)]
-    page = store.list(tenant_id="tenant-a", limit=2, after_app_id="app-1")
+    page = store.list_sessions(tenant_id="tenant-a", limit=2, after_app_id="app-1")
     assert [r.key.app_id for r in page] == ["app-2", "app-3"]
-    assert {r.key.tenant_id for r in store.list()} == {"tenant-a", "tenant-b"}
+    assert {r.key.tenant_id for r in store.list_sessions()} == {"tenant-a", "tenant-b"}
 
 
 def test_record_transition_persists_event(store: SessionStore, tenant: str) -> None:
@@ -163,7 +156,11 @@ def test_record_transition_persists_event(store: SessionStore, tenant: str) -> N
     event = store.record_transition(
         KEY, from_state="new", to_state="code_sent", reason="code requested", lease_epoch=3
     )
-    assert (event.from_state, event.to_state, event.reason) == ("new", "code_sent", "code requested")
+    assert (event.from_state, event.to_state, event.reason) == (
+        "new",
+        "code_sent",
+        "code requested",
+    )
     assert store.require(KEY).state == "code_sent"
     assert [e.to_state for e in store.events(KEY)] == ["code_sent"]
 
