@@ -1,0 +1,20 @@
+"""The operator CLI, ``integration-service``: one click group, one module per area."""
+
+from __future__ import annotations
+
+import click
+
+from integration_service.cli.emulator import emulator
+from integration_service.cli.database import migrate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="integration-service")
+def main() -> None:
+    """Connect and operate Telegram accounts for many tenants."""
+
+
+main.add_command(emulator)
+main.add_command(migrate)
+
+__all__ = ["main"]

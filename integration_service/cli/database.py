@@ -1,0 +1,23 @@
+"""``integration-service migrate``: bring the database to the newest schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@click.command()
+@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+def migrate(revision: str) -> None:
+    """Apply Alembic migrations to DATABASE_URL."""
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    command.upgrade(config, revision)
+    click.echo(f"database at {revision}")
