@@ -1,0 +1,1 @@
+"""Session encryption and Redis lease suites."""

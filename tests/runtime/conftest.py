@@ -1,0 +1,64 @@
+"""Fixtures for the runtime suites: a real OpenBao dev server, ciphers, a real Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from integration_service.crypto import LocalKeyring, SessionCipher, VaultTransitCipher
+from tests.support.openbao import OpenBaoDevServer, VaultEndpoint
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[VaultEndpoint]:
+    """One OpenBao dev server for the session, transit enabled; stopped at the end."""
+    with OpenBaoDevServer() as server:
+        server.enable_transit()
+        yield server.endpoint
+
+
+@pytest.fixture
+def vault_cipher(openbao: VaultEndpoint) -> VaultTransitCipher:
+    # A key per test, so one test's rotations never change another's expectations.
+    cipher = VaultTransitCipher(
+        addr=openbao.addr, token=openbao.token, key_name=f"sessions-{uuid.uuid4().hex[:12]}"
+    )
+    cipher.ensure_key()
+    return cipher
+
+
+@pytest.fixture
+def local_cipher(tmp_path: Path) -> LocalKeyring:
+    return LocalKeyring.from_state_dir(tmp_path / "state")
+
+
+@pytest.fixture(params=["local", "vault"])
+def cipher(request: pytest.FixtureRequest) -> SessionCipher:
+    """Each cipher test runs against both backends."""
+    name = "local_cipher" if request.param == "local" else "vault_cipher"
+    cipher: SessionCipher = request.getfixturevalue(name)
+    return cipher
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    client.ping()  # a missing Redis fails the test, never skips it
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A key namespace of this test alone; everything under it is deleted afterwards."""
+    prefix = f"test:runtime:{uuid.uuid4().hex}:"
+    yield prefix
+    stale = list(redis_client.scan_iter(match=prefix + "*", count=1000))
+    if stale:
+        redis_client.delete(*stale)
