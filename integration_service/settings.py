@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     # Session ownership (DESIGN.md, "Session ownership").
     session_lock_ttl: int = Field(default=90, ge=2, le=3600)
     session_lock_heartbeat: int = Field(default=30, ge=1, le=1800)
-    worker_liveness_ttl: int = Field(default=30, ge=2, le=3600)
+    # Beaten with the lease heartbeat, so it must outlive one heartbeat period.
+    worker_liveness_ttl: int = Field(default=75, ge=2, le=3600)
     worker_queue_message_ttl: int = Field(default=120, ge=1, le=86400)
     forward_max_hops: int = Field(default=3, ge=1, le=20)
     client_pool_max: int = Field(default=500, ge=1, le=100000)
@@ -88,8 +89,12 @@ class Settings(BaseSettings):
     # Telegram: real credentials, or the emulator described by its emulator.json.
     telegram_api_id: int | None = None
     telegram_api_hash: SecretStr | None = None
-    telegram_emulator_config: Path | None = None
+    # Used when no real credentials are set; `make run` writes it there.
+    telegram_emulator_config: Path = Path(".state/emulator/emulator.json")
+    # 0: every FloodWait reaches the job layer, which retries at the named time instead
+    # of sleeping a worker thread.
     flood_sleep_threshold: int = Field(default=0, ge=0, le=60)
+    telegram_connect_timeout: float = Field(default=10.0, gt=0)
 
     # Operations.
     metrics_port: int = Field(default=0, ge=0, le=65535)
@@ -117,6 +122,14 @@ class Settings(BaseSettings):
             # Two missed heartbeats must still fit inside the TTL, or a healthy owner
             # loses its lease on one slow renewal.
             raise ValueError(f"must be at most half of SESSION_LOCK_TTL ({ttl})")
+        return value
+
+    @field_validator("worker_liveness_ttl")
+    @classmethod
+    def _liveness_outlives_heartbeat(cls, value: int, info: object) -> int:
+        heartbeat = getattr(info, "data", {}).get("session_lock_heartbeat")
+        if heartbeat is not None and value <= heartbeat:
+            raise ValueError(f"must be longer than SESSION_LOCK_HEARTBEAT ({heartbeat})")
         return value
 
     @field_validator("database_url")

@@ -13,11 +13,12 @@ import time
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject, Retry
+from celery.exceptions import Ignore, Reject, Retry
 from prometheus_client import Counter, Histogram
 
 from integration_service.errors import PermanentError, RetryableError
 from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
+from integration_service.jobs.error_mapping import to_service_error
 
 TASKS_TOTAL = Counter(
     "celery_tasks_total",
@@ -47,6 +48,8 @@ class ServiceTask(Task):
     max_retries = 8
     # Exceptions that must never be retried, declared per task on top of PermanentError.
     never_retry: tuple[type[BaseException], ...] = (PermanentError,)
+    # Control-flow exceptions a subclass handles itself (not failures).
+    passthrough: tuple[type[BaseException], ...] = ()
 
     def _queue(self) -> str:
         delivery = getattr(self.request, "delivery_info", None) or {}
@@ -57,27 +60,34 @@ class ServiceTask(Task):
         status = "success"
         try:
             return super().__call__(*args, **kwargs)
-        except RetryableError as error:
-            if not isinstance(error, self.never_retry) and self.request.retries < self.max_retries:
-                status = "retry"
-                delay = getattr(error, "retry_after", None)
-                countdown = (
-                    float(delay) if delay is not None else backoff_delay(self.request.retries)
-                )
-                raise self.retry(exc=error, countdown=countdown) from None
-            status = "failure"
-            self._dead_letter(error, args, kwargs)
-            raise
-        except (Retry, Reject):
+        except (Retry, Reject, Ignore):
             status = "retry"
             raise
-        except Exception as error:
+        except Exception as raw:
+            if isinstance(raw, self.passthrough):
+                status = "forwarded"
+                raise
+            error = to_service_error(raw) or raw
+            if isinstance(error, RetryableError) and not isinstance(error, self.never_retry):
+                if self.request.retries < self.max_retries:
+                    status = "retry"
+                    delay = getattr(error, "retry_after", None)
+                    countdown = (
+                        float(delay) if delay is not None else backoff_delay(self.request.retries)
+                    )
+                    raise self.retry(exc=error, countdown=countdown) from None
             status = "failure"
+            self.on_gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
-            raise
+            if error is raw:
+                raise
+            raise error from None
         finally:
             TASKS_TOTAL.labels(queue=self._queue(), task=self.name, status=status).inc()
             TASK_DURATION.labels(task=self.name).observe(time.perf_counter() - started)
+
+    def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
+        """Hook: the job failed for good; record it in the domain before dead-lettering."""
 
     def _dead_letter(self, error: BaseException, args: Any, kwargs: Any) -> None:
         """Publish the failed job with its reason; the message is acked only after this.

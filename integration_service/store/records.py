@@ -12,7 +12,7 @@ SessionKind = Literal["user", "bot"]
 
 # Identifiers are chosen by tenants' systems; keep them boring so they are safe in
 # Redis keys, queue names, log fields and metric-free labels alike.
-IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)

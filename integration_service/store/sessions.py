@@ -130,7 +130,7 @@ class SessionStore:
             found = (
                 conn.execute(
                     text(
-                        f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions "  # noqa: S608 - constant
+                        f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions "
                         "WHERE tenant_id = :tenant_id AND app_id = :app_id"
                     ),
                     {"tenant_id": key.tenant_id, "app_id": key.app_id},
@@ -168,8 +168,7 @@ class SessionStore:
             params["after"] = after_app_id
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = text(
-            # Only constant column lists and clause templates are interpolated; values bind.
-            f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions {where} "  # noqa: S608
+            f"SELECT {_SESSION_COLUMNS} FROM telegram_sessions {where} "
             "ORDER BY tenant_id, app_id LIMIT :limit"
         )
         with self._transaction("list sessions") as conn:
@@ -243,6 +242,33 @@ class SessionStore:
                 .one()
             )
         return SessionEvent(**event)
+
+    def touch(self, key: SessionKey) -> None:
+        """Record activity: the validation sweep skips sessions used recently."""
+        with self._transaction(f"touch {key}") as conn:
+            conn.execute(
+                text(
+                    "UPDATE telegram_sessions SET last_activity_at = now() "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                {"tenant_id": key.tenant_id, "app_id": key.app_id},
+            )
+
+    def claim_epoch(self, key: SessionKey, lease_epoch: int) -> bool:
+        """Raise the stored epoch to a newly acquired lease's epoch (the fence).
+
+        From this commit on, every write of an older owner is refused, even one the new
+        owner never overwrites. False when the stored epoch is already as new or newer.
+        """
+        with self._transaction(f"claim epoch {key}") as conn:
+            moved = conn.execute(
+                text(
+                    "UPDATE telegram_sessions SET lease_epoch = :epoch "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id AND lease_epoch < :epoch"
+                ),
+                {"epoch": lease_epoch, "tenant_id": key.tenant_id, "app_id": key.app_id},
+            )
+        return bool(moved.rowcount)
 
     def events(self, key: SessionKey) -> list[SessionEvent]:
         with self._transaction("list session events") as conn:

@@ -1,0 +1,69 @@
+"""The base of every job bound to one session: runs it here or forwards it to the owner.
+
+A job names its session with ``tenant_id`` and ``app_id`` keyword arguments. When the
+plain function behind the task finds the session held by another live worker
+(``OwnedElsewhere``), the job is re-published, same id and arguments, to that worker's
+own queue with one more hop, and this delivery is acknowledged without a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.exceptions import Ignore
+
+from integration_service.jobs.base import ServiceTask
+from integration_service.runtime.current import get_runtime
+from integration_service.runtime.forwarding import (
+    HOPS_HEADER,
+    job_class_of,
+    next_hop_count,
+    worker_queue,
+)
+from integration_service.runtime.ownership import OwnedElsewhere
+from integration_service.runtime.session_runtime import SessionRuntime
+from integration_service.store import SessionKey
+
+
+class SessionTask(ServiceTask):
+    """Base class of session-bound jobs; see the module docstring."""
+
+    abstract = True
+    default_job_class = "mid"
+    passthrough = (OwnedElsewhere,)
+
+    @property
+    def runtime(self) -> SessionRuntime:
+        return get_runtime()
+
+    def session_key(self, kwargs: dict[str, Any]) -> SessionKey:
+        return SessionKey(str(kwargs["tenant_id"]), str(kwargs["app_id"]))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except OwnedElsewhere as owner:
+            self._forward(owner, args, kwargs)
+            raise Ignore() from None
+
+    def _forward(self, owner: OwnedElsewhere, args: Any, kwargs: Any) -> None:
+        runtime = self.runtime
+        hops = next_hop_count(self._current_hops(), runtime.settings.forward_max_hops)
+        delivery = getattr(self.request, "delivery_info", None) or {}
+        job_class = job_class_of(delivery.get("routing_key"), self.default_job_class)
+        queue = worker_queue(owner.queue, job_class, runtime.settings.worker_queue_message_ttl)
+        # Confirmed publish before this delivery is acked: a crash in between re-runs the
+        # job (idempotent by design), it never loses it.
+        self.apply_async(
+            args=args,
+            kwargs=kwargs,
+            task_id=self.request.id,
+            queue=queue,
+            headers={HOPS_HEADER: hops},
+            retries=self.request.retries,
+        )
+
+    def _current_hops(self) -> object:
+        headers = getattr(self.request, "headers", None) or {}
+        value = headers.get(HOPS_HEADER) if isinstance(headers, dict) else None
+        return value if value is not None else getattr(self.request, HOPS_HEADER, None)

@@ -1,0 +1,1 @@
+"""Sending messages exactly once: random ids, peers, the send itself."""

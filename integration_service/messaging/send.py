@@ -1,0 +1,179 @@
+"""send-message, exactly once: outbox claim, derived random_id, send, record the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+from telethon import TelegramClient, functions, types
+from telethon import errors as tg
+
+from integration_service import inputs
+from integration_service.errors import PermanentError
+from integration_service.jobs.error_mapping import to_service_error
+from integration_service.messaging.random_ids import payload_digest, random_id_for
+from integration_service.runtime.session_runtime import SessionRuntime
+from integration_service.sessions.validation import record_terminal
+from integration_service.store import SessionKey
+from integration_service.store.outbox import OutboxEntry, OutboxStore
+from integration_service.telegram.errors import SessionTerminated
+
+MESSAGES_SENT = Counter(
+    "telegram_messages_sent_total", "Messages Telegram accepted, by session kind.", ["type"]
+)
+MESSAGES_FAILED = Counter(
+    "telegram_messages_error_total", "Sends that failed, by error code.", ["error"]
+)
+
+
+class IdempotencyConflict(PermanentError):
+    """The idempotency key was used before for a different peer or text."""
+
+    code = "idempotency_conflict"
+
+
+class PeerNotFound(PermanentError):
+    """The peer id is unknown to this account (Telegram needs its access hash)."""
+
+    code = "peer_unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    tenant_id: str
+    app_id: str
+    peer: str | int
+    text: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    status: str
+    idempotency_key: str
+    telegram_message_id: int | None
+    error_code: str | None
+    # True when this run found the send already finished and sent nothing.
+    repeated: bool
+
+    @classmethod
+    def of(cls, entry: OutboxEntry, *, repeated: bool) -> SendOutcome:
+        return cls(
+            entry.status,
+            entry.idempotency_key,
+            entry.telegram_message_id,
+            entry.error_code,
+            repeated,
+        )
+
+
+async def _input_peer(client: TelegramClient, peer: inputs.Peer) -> types.TypeInputPeer:
+    target: str | int = peer.username if peer.username is not None else peer.peer_id or 0
+    try:
+        return await client.get_input_entity(target)
+    except ValueError:
+        if peer.peer_id is not None and -(10**12) < peer.peer_id < 0:
+            # Basic groups need no access hash.
+            return types.InputPeerChat(chat_id=-peer.peer_id)
+        raise PeerNotFound(f"peer {peer} is not known to this account") from None
+
+
+def _message_id(result: object, random_id: int) -> int | None:
+    if isinstance(result, types.UpdateShortSentMessage):
+        return int(result.id)
+    for update in getattr(result, "updates", ()):
+        if isinstance(update, types.UpdateMessageID) and update.random_id == random_id:
+            return int(update.id)
+    for update in getattr(result, "updates", ()):
+        message = getattr(update, "message", None)
+        if isinstance(message, types.Message):
+            return int(message.id)
+    return None
+
+
+async def _send(client: TelegramClient, peer: inputs.Peer, text: str, random_id: int) -> int | None:
+    input_peer = await _input_peer(client, peer)
+    result = await client(
+        functions.messages.SendMessageRequest(
+            peer=input_peer, message=text, random_id=random_id, no_webpage=True
+        )
+    )
+    return _message_id(result, random_id)
+
+
+def send_message(
+    runtime: SessionRuntime,
+    outbox: OutboxStore,
+    request: SendRequest,
+    *,
+    task_id: str | None = None,
+) -> SendOutcome:
+    """Send ``request`` at most once to Telegram and record the outcome in the outbox.
+
+    Retryable failures (FloodWait, network, lease contention) leave the row ``queued``
+    and raise for the job layer to retry with the same random_id; permanent ones mark
+    it ``failed`` with the reason and raise; a finished row is returned, not re-sent.
+    """
+    key = SessionKey(
+        inputs.identifier("tenant_id", request.tenant_id),
+        inputs.identifier("app_id", request.app_id),
+    )
+    peer = inputs.peer(request.peer)
+    text = inputs.message_text(request.text)
+    idempotency_key = inputs.idempotency_key(request.idempotency_key)
+    random_id = random_id_for(key, idempotency_key)
+    digest = payload_digest(str(peer), text)
+    entry = outbox.claim(
+        key,
+        idempotency_key=idempotency_key,
+        peer=str(peer),
+        payload_sha256=digest,
+        random_id=random_id,
+        task_id=task_id,
+    )
+    if entry.payload_sha256 != digest:
+        raise IdempotencyConflict(
+            f"idempotency key {idempotency_key!r} was used for another message"
+        )
+    if entry.status != "queued":
+        return SendOutcome.of(entry, repeated=True)
+    kind = "account"
+    try:
+        with runtime.session(key) as active:
+            message_id = active.call(lambda client: _send(client, peer, text, random_id))
+    except tg.RandomIdDuplicateError:
+        # An earlier run reached Telegram and crashed before recording it: it was sent.
+        finished = outbox.finish(entry.id, status="sent", error_details="random_id duplicate")
+        MESSAGES_SENT.labels(type=kind).inc()
+        return SendOutcome.of(finished, repeated=True)
+    except Exception as raw:
+        error = to_service_error(raw)
+        if isinstance(error, SessionTerminated):
+            record_terminal(runtime, key, error, task_id)
+        if isinstance(error, PermanentError):
+            outbox.finish(
+                entry.id, status="failed", error_code=error.code, error_details=str(error)
+            )
+            MESSAGES_FAILED.labels(error=error.code).inc()
+        raise
+    finished = outbox.finish(entry.id, status="sent", telegram_message_id=message_id)
+    MESSAGES_SENT.labels(type=kind).inc()
+    runtime.note_activity(key)
+    return SendOutcome.of(finished, repeated=False)
+
+
+def mark_given_up(outbox: OutboxStore, job_kwargs: dict[str, object], error: BaseException) -> None:
+    """Mark a send's queued row failed when its job gives up; a no-op for bad input."""
+    try:
+        key = SessionKey(
+            inputs.identifier("tenant_id", job_kwargs.get("tenant_id")),
+            inputs.identifier("app_id", job_kwargs.get("app_id")),
+        )
+        idempotency_key = inputs.idempotency_key(job_kwargs.get("idempotency_key"))
+    except inputs.InvalidInput:
+        return  # nothing was claimed for input that never validated
+    entry = outbox.get(key, idempotency_key)
+    if entry is not None and entry.status == "queued":
+        code = getattr(error, "code", None) or type(error).__name__
+        outbox.finish(entry.id, status="failed", error_code=str(code), error_details=str(error))
+        MESSAGES_FAILED.labels(error=str(code)).inc()

@@ -1,0 +1,1 @@
+"""The worker's session runtime: one loop thread, warm clients, leases, forwarding."""

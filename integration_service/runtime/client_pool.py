@@ -1,0 +1,161 @@
+"""Warm Telethon clients of one worker, keyed by session; lives on the worker's loop.
+
+Every method runs on the loop thread (Telethon objects never leave it). Clients are kept
+connected while used, evicted least-recently-used when the pool is full, and after
+CLIENT_IDLE_TIMEOUT of idleness: connect/disconnect churn is itself a risk on Telegram's
+side, but an idle connection holds a lease other workers may need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+from telethon import TelegramClient
+
+from integration_service.errors import RetryableError
+from integration_service.leases import Lease
+from integration_service.store import SessionKey
+from integration_service.telegram.client_factory import ClientFactory, LazyClientFactory
+
+GET_CLIENT_LATENCY = Histogram(
+    "session_get_client_latency_seconds",
+    "Time to hand a job a connected client, by whether it was already warm.",
+    ["warm"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+POOL_CLIENTS = Gauge("session_pool_clients", "Connected clients held by this worker.")
+POOL_EVICTIONS = Counter(
+    "session_pool_evictions_total", "Clients disconnected by the pool, by reason.", ["reason"]
+)
+CLIENT_CONNECTS = Counter("session_client_connects_total", "New client connections made.")
+
+OnEvicted = Callable[["PooledClient", str], Awaitable[None]]
+
+
+class PoolExhausted(RetryableError):
+    """Every pooled client is busy and the pool is at its maximum; retry shortly."""
+
+    code = "client_pool_exhausted"
+
+
+@dataclass(eq=False)
+class PooledClient:
+    key: SessionKey
+    client: TelegramClient
+    lease: Lease
+    last_used: float = field(default_factory=time.monotonic)
+    busy: int = 0
+
+
+class ClientPool:
+    """LRU pool of connected clients with a maximum size and idle eviction."""
+
+    def __init__(
+        self,
+        factory: ClientFactory | LazyClientFactory,
+        *,
+        max_clients: int,
+        idle_timeout: float,
+        on_evicted: OnEvicted,
+    ) -> None:
+        self._factory = factory
+        self._max = max_clients
+        self._idle_timeout = idle_timeout
+        self._on_evicted = on_evicted
+        self._clients: OrderedDict[SessionKey, PooledClient] = OrderedDict()
+        self._locks: dict[SessionKey, asyncio.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def peek(self, key: SessionKey) -> PooledClient | None:
+        """The warm entry for ``key`` if any (a plain dict read, safe from any thread)."""
+        return self._clients.get(key)
+
+    def keys(self) -> list[SessionKey]:
+        return list(self._clients)
+
+    async def checkout(
+        self, key: SessionKey, lease: Lease, session_string: str | None
+    ) -> PooledClient:
+        """A connected client for ``key``, connecting one from ``session_string`` if cold."""
+        started = time.perf_counter()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            entry = self._clients.get(key)
+            warm = entry is not None and entry.lease.epoch == lease.epoch
+            if entry is not None and not warm:
+                # A newer lease means the old client's authority is gone: never reuse it.
+                await self._evict(entry, "lease_changed")
+                entry = None
+            if entry is None:
+                await self._make_room()
+                entry = await self._connect(key, lease, session_string)
+            entry.busy += 1
+            entry.last_used = time.monotonic()
+            self._clients.move_to_end(key)
+        GET_CLIENT_LATENCY.labels(warm=str(warm).lower()).observe(time.perf_counter() - started)
+        return entry
+
+    def checkin(self, entry: PooledClient) -> None:
+        entry.busy = max(0, entry.busy - 1)
+        entry.last_used = time.monotonic()
+
+    async def _connect(
+        self, key: SessionKey, lease: Lease, session_string: str | None
+    ) -> PooledClient:
+        if session_string is None:
+            raise RetryableError(f"session {key} has no stored session material yet")
+        client = self._factory.create(session_string)
+        await client.connect()
+        CLIENT_CONNECTS.inc()
+        entry = PooledClient(key=key, client=client, lease=lease)
+        self._clients[key] = entry
+        POOL_CLIENTS.set(len(self._clients))
+        return entry
+
+    async def _make_room(self) -> None:
+        while len(self._clients) >= self._max:
+            idle = next((e for e in self._clients.values() if e.busy == 0), None)
+            if idle is None:
+                raise PoolExhausted(f"all {self._max} clients are busy")
+            await self._evict(idle, "lru")
+
+    async def evict(self, key: SessionKey, reason: str, *, epoch: int | None = None) -> bool:
+        """Disconnect ``key``'s client (only the one at ``epoch`` if given)."""
+        entry = self._clients.get(key)
+        if entry is None or (epoch is not None and entry.lease.epoch != epoch):
+            return False
+        await self._evict(entry, reason)
+        return True
+
+    async def _evict(self, entry: PooledClient, reason: str) -> None:
+        if self._clients.get(entry.key) is entry:
+            del self._clients[entry.key]
+        POOL_CLIENTS.set(len(self._clients))
+        POOL_EVICTIONS.labels(reason=reason).inc()
+        try:
+            await entry.client.disconnect()
+        finally:
+            await self._on_evicted(entry, reason)
+
+    async def evict_idle(self) -> int:
+        """Disconnect clients idle longer than the idle timeout; returns how many."""
+        now = time.monotonic()
+        stale = [
+            e
+            for e in list(self._clients.values())
+            if e.busy == 0 and now - e.last_used > self._idle_timeout
+        ]
+        for entry in stale:
+            await self._evict(entry, "idle")
+        return len(stale)
+
+    async def close_all(self, reason: str = "shutdown") -> None:
+        for entry in list(self._clients.values()):
+            await self._evict(entry, reason)

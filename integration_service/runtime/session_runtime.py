@@ -1,0 +1,250 @@
+"""A worker's session runtime: leases, warm clients and the loop, wired together.
+
+Created at worker start (never at import), stopped at worker shutdown, handed to jobs
+through ``integration_service.runtime.current``. Task threads call ``session(key)``;
+everything Telethon runs on the one loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+import structlog
+from sqlalchemy.engine import Engine
+from telethon import TelegramClient
+
+from integration_service.crypto import SessionCipher, build_cipher
+from integration_service.errors import PermanentError
+from integration_service.leases import Lease, LeaseHeartbeat, LeaseManager, WorkerLiveness
+from integration_service.runtime.client_pool import ClientPool, PooledClient
+from integration_service.runtime.forwarding import worker_queue_prefix
+from integration_service.runtime.loop_thread import LoopThread
+from integration_service.runtime.ownership import SessionOwnership
+from integration_service.sessions.state_machine import TERMINAL
+from integration_service.settings import Settings
+from integration_service.store import SessionKey, SessionRow, SessionStore, build_engine
+from integration_service.store.outbox import OutboxStore
+from integration_service.telegram.client_factory import ClientFactory, LazyClientFactory
+from integration_service.telegram.errors import SessionTerminated
+
+T = TypeVar("T")
+logger = structlog.get_logger(__name__)
+
+
+class SessionNotUsable(PermanentError):
+    """The session has no stored material to connect with (never authorised)."""
+
+    code = "session_not_authorized"
+
+
+def session_context(key: SessionKey) -> bytes:
+    """Associated data binding a ciphertext to its row (see crypto.cipher)."""
+    return f"{key.tenant_id}/{key.app_id}".encode()
+
+
+class ActiveSession:
+    """A checked-out warm client and the lease under which the job may act."""
+
+    def __init__(self, runtime: SessionRuntime, pooled: PooledClient) -> None:
+        self._runtime = runtime
+        self._pooled = pooled
+
+    @property
+    def key(self) -> SessionKey:
+        return self._pooled.key
+
+    @property
+    def lease(self) -> Lease:
+        return self._pooled.lease
+
+    def call(
+        self,
+        fn: Callable[[TelegramClient], Coroutine[Any, Any, T]],
+        *,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn(client)`` on the loop; cancelled there after ``timeout``."""
+        limit = timeout if timeout is not None else self._runtime.settings.task_timeout
+        return self._runtime.loop.run(fn(self._pooled.client), limit)
+
+
+class SessionRuntime:
+    """Owns the loop thread, the client pool, the leases and the worker's liveness."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        *,
+        engine: Engine | None = None,
+        redis_client: redis.Redis | None = None,
+        cipher: SessionCipher | None = None,
+        client_factory: ClientFactory | None = None,
+        key_prefix: str = "",
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.engine = engine or build_engine(settings)
+        self.store = SessionStore(self.engine)
+        self.outbox = OutboxStore(self.engine)
+        self.cipher = cipher or build_cipher(settings)
+        self.redis = redis_client or redis.Redis.from_url(settings.redis_url)
+        self.leases = LeaseManager(
+            self.redis, worker_id, settings.session_lock_ttl, key_prefix=key_prefix
+        )
+        self.liveness = WorkerLiveness(
+            self.redis,
+            worker_id,
+            settings.worker_liveness_ttl,
+            queue=worker_queue_prefix(worker_id),
+            key_prefix=key_prefix,
+        )
+        self.ownership = SessionOwnership(self.leases, self.liveness)
+        self.heartbeat = LeaseHeartbeat(
+            self.leases,
+            interval=settings.session_lock_heartbeat,
+            on_lost=self._lease_lost,
+            liveness=self.liveness,
+        )
+        self.client_factory = client_factory or LazyClientFactory(settings)
+        self.pool = ClientPool(
+            self.client_factory,
+            max_clients=settings.client_pool_max,
+            idle_timeout=settings.client_idle_timeout,
+            on_evicted=self._client_evicted,
+        )
+        self.loop = LoopThread(name=f"telethon-loop[{worker_id}]")
+        self._sweeper: asyncio.Task[None] | None = None
+        self._touched: dict[SessionKey, float] = {}
+
+    # Lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.liveness.beat()
+        self.loop.start()
+        self.loop.run(self._start_on_loop(), timeout=10)
+        logger.info("session_runtime_started", worker=self.worker_id)
+
+    async def _start_on_loop(self) -> None:
+        self.heartbeat.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+
+    def stop(self) -> None:
+        """Disconnect every client, release every lease, retire the liveness key."""
+        if self.loop.is_alive():
+            try:
+                self.loop.run(self._stop_on_loop(), timeout=30)
+            finally:
+                self.loop.stop()
+        self.liveness.retire()
+        logger.info("session_runtime_stopped", worker=self.worker_id)
+
+    async def _stop_on_loop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.pool.close_all()
+        await self.heartbeat.stop(release=True)
+
+    async def _sweep_idle(self) -> None:
+        period = max(1.0, min(30.0, self.settings.client_idle_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.pool.evict_idle()
+            except Exception:
+                logger.exception("idle_eviction_failed")
+
+    # Leases ---------------------------------------------------------------------------
+
+    async def _lease_lost(self, lease: Lease) -> None:
+        # Stop talking to Telegram at once: another worker may already hold the session.
+        key = SessionKey(lease.tenant_id, lease.app_id)
+        await self.pool.evict(key, "lease_lost", epoch=lease.epoch)
+
+    async def _client_evicted(self, entry: PooledClient, reason: str) -> None:
+        self.heartbeat.untrack(entry.lease)
+        if reason != "lease_lost":
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.leases.release, entry.lease)
+
+    def evict(self, key: SessionKey, reason: str) -> None:
+        """Disconnect ``key``'s warm client, if any, and release its lease."""
+        self.loop.run(self.pool.evict(key, reason), timeout=30)
+
+    def note_activity(self, key: SessionKey, *, every: float = 60.0) -> None:
+        """Touch ``last_activity_at`` at most once per ``every`` seconds per session."""
+        now = time.monotonic()
+        if now - self._touched.get(key, -every) >= every:
+            self._touched[key] = now
+            self.store.touch(key)
+
+    def holds(self, lease: Lease) -> bool:
+        return lease in self.heartbeat.leases()
+
+    # Jobs ------------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, key: SessionKey) -> Iterator[ActiveSession]:
+        """Check out ``key``'s warm client (claiming the lease and connecting if cold).
+
+        Raises OwnedElsewhere when a live worker holds the session: forward the job.
+        """
+        warm = self.pool.peek(key)
+        if warm is not None and self.holds(warm.lease):
+            pooled = self.loop.run(self.pool.checkout(key, warm.lease, None), timeout=30)
+        else:
+            pooled = self._checkout_cold(key)
+        try:
+            yield ActiveSession(self, pooled)
+        finally:
+            self.loop.loop.call_soon_threadsafe(self.pool.checkin, pooled)
+
+    def _checkout_cold(self, key: SessionKey) -> PooledClient:
+        row = self.store.require(key)
+        if row.state in TERMINAL:
+            raise SessionTerminated(row.state, "stored state")
+        with self.lease(key, min_epoch=row.lease_epoch, keep=True) as lease:
+            material = self._decrypt(row)
+            timeout = self.settings.telegram_connect_timeout + 5
+            return self.loop.run(self.pool.checkout(key, lease, material), timeout=timeout)
+
+    @contextmanager
+    def lease(self, key: SessionKey, *, min_epoch: int = 0, keep: bool = False) -> Iterator[Lease]:
+        """Hold ``key``'s lease for a block: ours already, or claimed for the block.
+
+        With ``keep`` the lease stays held (and heart-beaten) after a successful block, as
+        it must while a client is warm; otherwise one claimed here is released at the end.
+        A failing block always gives back a lease it claimed, so no lease outlives its use.
+        """
+        warm = self.pool.peek(key)
+        if warm is not None and self.holds(warm.lease):
+            yield warm.lease
+            return
+        started = time.monotonic()
+        claimed = self.ownership.claim(key, min_epoch=min_epoch)
+        self.heartbeat.track(claimed, acquired_at=started)
+        try:
+            if claimed.epoch > min_epoch:
+                self.store.claim_epoch(key, claimed.epoch)
+            yield claimed
+        except BaseException:
+            self._give_back(claimed)
+            raise
+        if not keep:
+            self._give_back(claimed)
+
+    def _give_back(self, lease: Lease) -> None:
+        if self.pool.peek(SessionKey(lease.tenant_id, lease.app_id)) is not None:
+            return  # a client is warm under this lease; eviction releases it
+        self.heartbeat.untrack(lease)
+        self.leases.release(lease)
+
+    def _decrypt(self, row: SessionRow) -> str:
+        if row.session_string_enc is None:
+            raise SessionNotUsable(f"session {row.key} has no stored session material")
+        return self.cipher.decrypt(row.session_string_enc, context=session_context(row.key))

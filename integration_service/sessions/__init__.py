@@ -1,0 +1,1 @@
+"""Session lifecycle: the state machine and the jobs' domain functions."""

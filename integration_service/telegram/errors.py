@@ -1,0 +1,81 @@
+"""Telethon's exceptions mapped onto the service's retryable / permanent error tree.
+
+The mapping is by exception class (Telethon's own classification of Telegram's RPC
+errors), so a job never parses error text. Terminal session errors carry the session
+state they imply, which validation and every job use to stop the session for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from telethon import errors as tg
+
+from integration_service.errors import PermanentError, RetryableError, ServiceError
+
+# Telegram's answer -> the session state it proves (DESIGN.md, "validate").
+TERMINAL_STATES: tuple[tuple[type[BaseException], str], ...] = (
+    (tg.AuthKeyDuplicatedError, "duplicated"),
+    (tg.UserDeactivatedBanError, "banned"),
+    (tg.UserDeactivatedError, "deactivated"),
+    (tg.SessionExpiredError, "expired"),
+    (tg.SessionRevokedError, "revoked"),
+    (tg.AuthKeyUnregisteredError, "revoked"),
+    (tg.AuthKeyInvalidError, "revoked"),
+)
+
+
+class SessionTerminated(PermanentError):
+    """Telegram ended this authorisation; no job for the session can succeed."""
+
+    code = "session_terminated"
+
+    def __init__(self, state: str, rpc_message: str) -> None:
+        super().__init__(f"session is {state} ({rpc_message})", code=f"session_{state}")
+        self.state = state
+        self.rpc_message = rpc_message
+
+
+class TelegramFloodWait(RetryableError):
+    """Telegram asked us to wait ``retry_after`` seconds before this call again."""
+
+    code = "flood_wait"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"FLOOD_WAIT of {seconds}s")
+        self.retry_after = float(seconds)
+
+
+class TelegramUnavailable(RetryableError):
+    """Telegram (or the network to it) failed on its side; try again later."""
+
+    code = "telegram_unavailable"
+
+
+class TelegramRejected(PermanentError):
+    """Telegram refused the request as given (a 4xx RPC error)."""
+
+    code = "telegram_rejected"
+
+
+def rpc_message(error: tg.RPCError) -> str:
+    return str(getattr(error, "message", "") or type(error).__name__)
+
+
+def classify_telethon(error: BaseException) -> ServiceError | None:
+    """The service error for a Telethon/network exception, or None if it is not one."""
+    for cls, state in TERMINAL_STATES:
+        if isinstance(error, cls):
+            return SessionTerminated(state, rpc_message(error))
+    if isinstance(error, tg.FloodWaitError | tg.FloodPremiumWaitError | tg.SlowModeWaitError):
+        return TelegramFloodWait(int(getattr(error, "seconds", 1) or 1))
+    if isinstance(error, tg.ServerError | tg.TimedOutError):
+        return TelegramUnavailable(f"Telegram server error {rpc_message(error)}")
+    if isinstance(error, tg.RPCError):
+        return TelegramRejected(
+            f"Telegram refused the request: {rpc_message(error)}",
+            code=rpc_message(error).lower(),
+        )
+    if isinstance(error, ConnectionError | TimeoutError | asyncio.TimeoutError | OSError):
+        return TelegramUnavailable(f"connection to Telegram failed: {type(error).__name__}")
+    return None

@@ -1,0 +1,207 @@
+"""The whole system for end-to-end tests: emulator, broker vhost, Redis db, real workers.
+
+Each piece is real (subprocesses, RabbitMQ, Redis, PostgreSQL); everything started here
+is stopped here. Sessions are provisioned the way a login would leave them: a user signs
+in on the emulator, its session string is encrypted and saved through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu import Connection
+from telethon.sessions import StringSession
+
+from integration_service.crypto import LocalKeyring
+from integration_service.emulator.testing import EmulatorProcess
+from integration_service.emulator.world.client_helper import authorized_client, random_phone
+from integration_service.runtime.forwarding import worker_queue_prefix
+from integration_service.runtime.session_runtime import session_context
+from integration_service.settings import Settings, load_settings
+from integration_service.store import SessionKey, SessionMaterial, SessionStore, build_engine
+from integration_service.telegram.fingerprint import fingerprint_of
+from tests.support.emulator_control import EmulatorControl
+from tests.support.processes import celery_worker_args, stop_process, wait_for
+
+E2E_REDIS_DB = 11
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    key: SessionKey
+    user_id: int
+    phone: str
+    username: str
+
+    @property
+    def peer(self) -> str:
+        return f"@{self.username}"
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def worker_id(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class SystemUnderTest:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        broker_url: str,
+        state_dir: Path,
+        emulator: EmulatorProcess,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.emulator = emulator
+        self.control = EmulatorControl(str(emulator.control_url))
+        keyring = base64.b64encode(os.urandom(32)).decode()
+        self.env: dict[str, str] = {
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker_url,
+            "REDIS_URL": f"redis://127.0.0.1:6379/{E2E_REDIS_DB}",
+            "LOCAL_KEYRING": f"k1:{keyring}",
+            "TELEGRAM_EMULATOR_CONFIG": str(emulator.state_dir / "emulator.json"),
+            "LOG_LEVEL": "INFO",
+            **(overrides or {}),
+        }
+        self.settings: Settings = load_settings(
+            **{k.lower(): v for k, v in self.env.items() if k != "CELERY_BROKER_URL"},
+            broker_url=broker_url,
+        )
+        self.engine = build_engine(self.settings)
+        self.store = SessionStore(self.engine)
+        self.cipher = LocalKeyring.from_spec(self.env["LOCAL_KEYRING"])
+        self.redis = redis.Redis.from_url(self.env["REDIS_URL"])
+        self.redis.flushdb()
+        self._workers: list[WorkerProcess] = []
+        self.producer = Celery("e2e-producer")
+        self.producer.config_from_object("celeryconfig")
+        self.producer.conf.broker_url = broker_url
+        self.producer.conf.result_backend = self.env["REDIS_URL"]
+
+    # Workers -------------------------------------------------------------------------
+
+    def start_worker(
+        self, name: str, queues: str = "high,mid,low", concurrency: int = 8, **env: str
+    ) -> WorkerProcess:
+        log_path = self.state_dir / f"worker-{name}-{len(self._workers)}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            celery_worker_args(name, queues, concurrency),
+            env={**os.environ, **self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        worker = WorkerProcess(name, process, log_path)
+        self._workers.append(worker)
+        own_queue = f"{worker_queue_prefix(worker.worker_id)}.mid"
+        try:
+            wait_for(
+                lambda: process.poll() is None and self._has_consumer(own_queue),
+                timeout=60,
+                what=f"worker {name} consuming",
+            )
+        except TimeoutError:
+            raise AssertionError(f"worker {name} did not start:\n{worker.log()}") from None
+        return worker
+
+    def _has_consumer(self, queue: str) -> bool:
+        with Connection(self.env["CELERY_BROKER_URL"]) as conn:
+            channel = conn.channel()
+            try:
+                return channel.queue_declare(queue, passive=True).consumer_count > 0
+            except Exception:  # noqa: BLE001 - not declared yet
+                return False
+            finally:
+                if channel.is_open:
+                    channel.close()
+
+    def stop_worker(self, worker: WorkerProcess) -> int:
+        return stop_process(worker.process, timeout=30)
+
+    # Sessions --------------------------------------------------------------------------
+
+    def provision(self, count: int, tenant_id: str = "tenant-e2e") -> list[Provisioned]:
+        """``count`` signed-in emulator users, stored as authorised, encrypted sessions."""
+        self.store.ensure_tenant(tenant_id)
+        return asyncio.run(self._provision(count, tenant_id))
+
+    async def _provision(self, count: int, tenant_id: str) -> list[Provisioned]:
+        made = []
+        for index in range(count):
+            phone = random_phone()
+            username = f"user{phone[-7:]}x{index}"
+            client = await authorized_client(
+                str(self.emulator.control_url), self.emulator.endpoint, phone, username=username
+            )
+            try:
+                me = await client.get_me()
+                string = StringSession.save(client.session)
+                auth_key = client.session.auth_key.key
+            finally:
+                await client.disconnect()
+            key = SessionKey(tenant_id, f"app-{index:04d}-{phone[-4:]}")
+            ciphertext = self.cipher.encrypt(string, context=session_context(key))
+            self.store.save(
+                SessionMaterial(
+                    key=key,
+                    kind="user",
+                    state="authorized",
+                    lease_epoch=0,
+                    session_string_enc=ciphertext.text,
+                    key_id=ciphertext.key_id,
+                    telegram_user_id=me.id,
+                    dc_id=self.emulator.endpoint.dc_id,
+                    fingerprint=fingerprint_of(auth_key),
+                )
+            )
+            made.append(Provisioned(key, int(me.id), phone, username))
+        return made
+
+    # Teardown --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for worker in self._workers:
+            stop_process(worker.process, timeout=30)
+        self.producer.close()
+        self.redis.flushdb()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def send_kwargs(p: Provisioned, peer: Any, text: str, key: str) -> dict[str, Any]:
+    return {
+        "tenant_id": p.key.tenant_id,
+        "app_id": p.key.app_id,
+        "peer": peer,
+        "text": text,
+        "idempotency_key": key,
+    }
