@@ -1,0 +1,49 @@
+"""The state every part of the world shares, and the one way to finish a login."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from telethon.tl import types
+
+from integration_service.emulator.rpc import RpcError
+from integration_service.emulator.world.accounts import Account, Directory
+from integration_service.emulator.world.keys import KeyBook
+from integration_service.emulator.world.peers import tl_user
+from integration_service.emulator.world.srp import PasswordRecord
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class WorldState:
+    clock: Clock = time.time
+    directory: Directory = field(default_factory=Directory)
+    keys: KeyBook = field(default_factory=KeyBook)
+    # user id -> the SRP verifier of their 2FA password (absent: no 2FA)
+    passwords: dict[int, PasswordRecord] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def finish_login(self, auth_key_id: int, account: Account) -> types.auth.Authorization:
+        """The first factor is proven: sign in, or demand the 2FA password first."""
+        if account.banned:
+            raise RpcError(400, "PHONE_NUMBER_BANNED")
+        if account.user_id in self.passwords:
+            key = self.keys.get(auth_key_id)
+            key.user_id = None
+            key.password_pending_user = account.user_id
+            raise RpcError(401, "SESSION_PASSWORD_NEEDED")
+        return self.sign_in(auth_key_id, account)
+
+    def sign_in(self, auth_key_id: int, account: Account) -> types.auth.Authorization:
+        """Bind the key to the account (all factors proven) and describe the login."""
+        self.keys.bind(auth_key_id, account.user_id, self.now())
+        return types.auth.Authorization(user=tl_user(self.directory, account, account.user_id))
+
+    def account_of_key(self, auth_key_id: int) -> Account | None:
+        user_id = self.keys.user_of(auth_key_id)
+        return None if user_id is None else self.directory.accounts.get(user_id)

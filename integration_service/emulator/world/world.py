@@ -1,0 +1,157 @@
+"""TelegramWorld: the emulated Telegram behind the MTProto core (the ``World`` of rpc.py).
+
+``dispatch`` does what Telegram's front does before any method runs: a banned account
+gets USER_DEACTIVATED_BAN on every call, injected faults fire, and a method that needs a
+signed-in key answers AUTH_KEY_UNREGISTERED (or SESSION_REVOKED after such a revocation)
+on a key without one. Everything runs on the caller's asyncio loop; state is plain dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telethon.tl import functions
+
+from integration_service.emulator.rpc import CallContext, RpcError
+from integration_service.emulator.world.auth import CodeLogin
+from integration_service.emulator.world.boxes import MessageBoxes
+from integration_service.emulator.world.delivery_log import DeliveryLog
+from integration_service.emulator.world.faults import FaultBook
+from integration_service.emulator.world.help_methods import HelpMethods
+from integration_service.emulator.world.messaging import Messaging
+from integration_service.emulator.world.password_login import PasswordLogin
+from integration_service.emulator.world.qr import QrLogin
+from integration_service.emulator.world.state import Clock, WorldState
+from integration_service.emulator.world.world_control import WorldControl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: Callable[..., Awaitable[Any]]
+    # True: needs a signed-in key and receives the caller's Account as third argument
+    needs_account: bool
+
+
+class TelegramWorld(WorldControl):
+    def __init__(
+        self,
+        *,
+        login_token_ttl: float = 30.0,
+        code_ttl: float = 300.0,
+        dc_id: int = 2,
+        dc_host: str = "127.0.0.1",
+        dc_port: int = 443,
+        clock: Clock = time.time,
+    ) -> None:
+        # Set by the runner: push an update to every connection of an auth key, and
+        # close connections (of one auth key, or all with None) returning how many.
+        self.push_to_key: Callable[[int, Any], Awaitable[None]] | None = None
+        self.drop_connections: Callable[[int | None], Awaitable[int]] | None = None
+        self.state = WorldState(clock=clock)
+        self.help = HelpMethods(self.state, dc_id, dc_host, dc_port)
+        self.codes = CodeLogin(self.state, code_ttl)
+        self.passwords = PasswordLogin(self.state)
+        self.qr = QrLogin(self.state, self._push_key, login_token_ttl)
+        self.boxes = MessageBoxes(self.state)
+        self.deliveries = DeliveryLog()
+        self.messaging = Messaging(self.state, self.boxes, self.deliveries, self._push_user)
+        self.faults = FaultBook()
+        self._routes = self._build_routes()
+
+    def _build_routes(self) -> dict[type, _Route]:
+        open_ = {
+            functions.help.GetConfigRequest: self.help.get_config,
+            functions.help.GetNearestDcRequest: self.help.get_nearest_dc,
+            functions.auth.SendCodeRequest: self.codes.send_code,
+            functions.auth.SignInRequest: self.codes.sign_in,
+            functions.auth.ImportBotAuthorizationRequest: self.codes.import_bot_authorization,
+            functions.auth.ExportLoginTokenRequest: self.qr.export_login_token,
+            functions.account.GetPasswordRequest: self.passwords.get_password,
+            functions.auth.CheckPasswordRequest: self.passwords.check_password,
+        }
+        signed_in = {
+            functions.users.GetUsersRequest: self.messaging.get_users,
+            functions.updates.GetStateRequest: self.boxes.get_state,
+            functions.updates.GetDifferenceRequest: self.boxes.get_difference,
+            functions.updates.GetChannelDifferenceRequest: self.boxes.get_channel_difference,
+            functions.contacts.ResolveUsernameRequest: self.messaging.resolve_username,
+            functions.messages.SendMessageRequest: self.messaging.send_message,
+            functions.auth.AcceptLoginTokenRequest: self._accept_login_token,
+            functions.auth.LogOutRequest: self._log_out,
+        }
+        routes = {cls: _Route(fn, needs_account=False) for cls, fn in open_.items()}
+        routes.update({cls: _Route(fn, needs_account=True) for cls, fn in signed_in.items()})
+        return routes
+
+    async def dispatch(self, request: Any, ctx: CallContext) -> Any:
+        keys = self.state.keys
+        keys.note_connection(ctx.auth_key_id, ctx.connection_id, ctx.push)
+        account = self.state.account_of_key(ctx.auth_key_id)
+        if account is not None and account.banned:
+            raise RpcError(401, "USER_DEACTIVATED_BAN")
+        route = self._routes.get(type(request))
+        if route is None:
+            raise RpcError(400, "INPUT_METHOD_INVALID")
+        subject = account
+        if subject is None and isinstance(getattr(request, "phone_number", None), str):
+            # faults on a phone also hit its login calls (e.g. FLOOD_WAIT on sendCode)
+            subject = self.state.directory.by_phone(request.phone_number)
+        if subject is not None:
+            await self.faults.apply(subject.user_id, request)
+        if not route.needs_account:
+            return await route.handler(request, ctx)
+        if account is None:
+            revoked_as = keys.get(ctx.auth_key_id).revoked_as
+            raise RpcError(401, revoked_as or "AUTH_KEY_UNREGISTERED")
+        return await route.handler(request, ctx, account)
+
+    def connection_closed(self, auth_key_id: int, connection_id: int) -> None:
+        self.state.keys.forget_connection(auth_key_id, connection_id)
+
+    def is_authorized(self, auth_key_id: int) -> bool:
+        return self.state.keys.user_of(auth_key_id) is not None
+
+    def invalidate_key(self, auth_key_id: int, reason: str) -> None:
+        log.info("auth key authorisation dropped", extra={"reason": reason})
+        self.state.keys.unbind(auth_key_id)
+
+    async def _accept_login_token(
+        self, request: functions.auth.AcceptLoginTokenRequest, ctx: CallContext, account: Any
+    ) -> Any:
+        return await self.qr.accept_login_token(request, ctx)
+
+    async def _log_out(
+        self, request: functions.auth.LogOutRequest, ctx: CallContext, account: Any
+    ) -> Any:
+        return await self.codes.log_out(request, ctx)
+
+    async def _push_key(self, auth_key_id: int, update: Any) -> int:
+        """Push an update to an auth key's connections; returns how many were tried."""
+        pushers: list[Callable[[Any], Awaitable[None]]]
+        if self.push_to_key is not None:
+            runner_push = self.push_to_key
+
+            async def push_via_runner(update: Any) -> None:
+                await runner_push(auth_key_id, update)
+
+            pushers = [push_via_runner]
+        else:
+            pushers = self.state.keys.pushers(auth_key_id)
+        pushed = 0
+        for push in pushers:
+            try:
+                await push(update)
+                pushed += 1
+            except Exception:  # noqa: BLE001 - a dead connection must not fail the caller
+                log.debug("push to a closed connection skipped")
+        return pushed
+
+    async def _push_user(self, user_id: int, update: Any) -> None:
+        for auth_key_id in self.state.keys.keys_of(user_id):
+            await self._push_key(auth_key_id, update)

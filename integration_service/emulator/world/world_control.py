@@ -1,0 +1,150 @@
+"""The operator's side of the world: what the control API (and tests) can do to it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from integration_service.emulator.world.accounts import Account, Channel, Directory, Group
+from integration_service.emulator.world.auth import CodeLogin
+from integration_service.emulator.world.boxes import MessageBoxes
+from integration_service.emulator.world.delivery_log import DeliveryLog
+from integration_service.emulator.world.faults import Fault, FaultBook
+from integration_service.emulator.world.keys import REVOKE_MODES, KeyBook
+from integration_service.emulator.world.messaging import Messaging
+from integration_service.emulator.world.password_login import PasswordLogin
+from integration_service.emulator.world.qr import QrLogin
+from integration_service.emulator.world.state import WorldState
+
+
+def decode_login_token(token_b64: str) -> bytes:
+    """The token as shown in ``tg://login?token=...``: base64url, padding optional."""
+    try:
+        padded = token_b64 + "=" * (-len(token_b64) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("token is not base64url") from None
+
+
+class WorldControl:
+    state: WorldState
+    codes: CodeLogin
+    passwords: PasswordLogin
+    qr: QrLogin
+    boxes: MessageBoxes
+    messaging: Messaging
+    deliveries: DeliveryLog
+    faults: FaultBook
+    drop_connections: Callable[[int | None], Awaitable[int]] | None
+
+    @property
+    def directory(self) -> Directory:
+        return self.state.directory
+
+    @property
+    def keys(self) -> KeyBook:
+        return self.state.keys
+
+    def find_user(self, *, user_id: int | None = None, phone: str | None = None) -> Account:
+        """Look up an account by id or phone; KeyError when there is none."""
+        if user_id is not None:
+            account = self.directory.accounts.get(user_id)
+        elif phone is not None:
+            account = self.directory.by_phone(phone)
+        else:
+            raise ValueError("give user_id or phone")
+        if account is None:
+            raise KeyError("no such user")
+        return account
+
+    def create_user(
+        self,
+        phone: str,
+        first_name: str,
+        last_name: str = "",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> Account:
+        account = self.directory.create_user(phone, first_name, last_name, username)
+        if password is not None:
+            self.passwords.set_password(account.user_id, password)
+        return account
+
+    def create_bot(self, username: str, first_name: str | None = None) -> Account:
+        return self.directory.create_bot(username, first_name)
+
+    def create_group(self, title: str, creator_id: int, member_ids: set[int]) -> Group:
+        return self.directory.create_group(title, creator_id, member_ids, self.state.now())
+
+    def create_channel(
+        self,
+        title: str,
+        creator_id: int,
+        member_ids: set[int],
+        *,
+        username: str | None = None,
+        admin_ids: set[int] | None = None,
+        broadcast: bool = True,
+    ) -> Channel:
+        return self.directory.create_channel(
+            title,
+            creator_id,
+            member_ids,
+            username=username,
+            admins=admin_ids,
+            broadcast=broadcast,
+            now=self.state.now(),
+        )
+
+    def set_password(self, user_id: int, password: str | None, hint: str | None = None) -> None:
+        self.passwords.set_password(user_id, password, hint)
+
+    def last_login_code(self, phone: str) -> tuple[str, float] | None:
+        """(code, expires_at) of the newest code sent to this phone."""
+        pending = self.codes.last_code(phone)
+        return None if pending is None else (pending.code, pending.expires_at)
+
+    async def approve_login_token(self, token: bytes, user_id: int) -> None:
+        """Approve a QR token as ``user_id``; an RpcError names why it cannot be."""
+        await self.qr.approve(token, user_id)
+
+    def revoke_authorizations(self, user_id: int, mode: str = "AUTH_KEY_UNREGISTERED") -> int:
+        """Terminate every session of a user, as "terminate all sessions" elsewhere would."""
+        if mode not in REVOKE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(REVOKE_MODES)}")
+        self.directory.require_account(user_id)
+        revoked = self.keys.keys_of(user_id)
+        for auth_key_id in revoked:
+            self.keys.unbind(auth_key_id, revoked_as=mode)
+        return len(revoked)
+
+    def set_banned(self, user_id: int, banned: bool) -> None:
+        self.directory.require_account(user_id).banned = banned
+
+    def inject_fault(self, user_id: int, kind: str, **options: Any) -> Fault:
+        self.directory.require_account(user_id)
+        return self.faults.add(user_id, kind, **options)
+
+    async def drop_user_connections(self, user_id: int | None) -> int:
+        """Close the TCP connections of one user's keys (or all); needs the runner's hook."""
+        if self.drop_connections is None:
+            raise RuntimeError("the runner has not wired drop_connections")
+        if user_id is None:
+            return await self.drop_connections(None)
+        self.directory.require_account(user_id)
+        dropped = 0
+        for auth_key_id in self.keys.keys_of(user_id):
+            dropped += await self.drop_connections(auth_key_id)
+        return dropped
+
+    def reset(self) -> None:
+        """Forget everything except the runner's hooks: a fresh, empty Telegram."""
+        self.state.directory = Directory()
+        self.state.keys.keys.clear()
+        self.state.passwords.clear()
+        for part in (self.codes, self.passwords, self.qr, self.boxes, self.messaging):
+            part.reset()
+        self.deliveries.clear()
+        self.faults.clear()

@@ -1,0 +1,1 @@
+"""Reaching Telegram (or the local emulator) from Telethon clients."""
