@@ -1,12 +1,16 @@
-"""Low-priority maintenance jobs."""
+"""Low-priority maintenance jobs (queue ``low``)."""
 
 from __future__ import annotations
 
 import socket
+from dataclasses import asdict
+from typing import Any
 
 from integration_service.celery_app import app
 from integration_service.errors import PermanentError
 from integration_service.jobs.base import ServiceTask
+from integration_service.maintenance import rotate_session_keys
+from integration_service.runtime.current import get_runtime
 
 
 @app.task(name="tasks.maintenance.ping", base=ServiceTask, bind=True)
@@ -19,3 +23,24 @@ def ping(self: ServiceTask) -> dict[str, str]:
 def dead_letter_probe(self: ServiceTask, reason: str) -> None:
     """Fails for good with ``reason``: operators use it to check the dead-letter path."""
     raise PermanentError(reason)
+
+
+@app.task(name="tasks.maintenance.rotate_keys", base=ServiceTask, bind=True, max_retries=5)
+def rotate_keys(
+    self: ServiceTask, *, rotate_key: bool = True, batch_size: int = 500
+) -> dict[str, Any]:
+    """Create a new key version (optionally) and re-wrap every stored session under it.
+
+    Sessions stay online: rows are re-wrapped one compare-and-set at a time, and a row a
+    live owner saves meanwhile keeps the owner's write (the next run picks it up).
+    """
+    runtime = get_runtime()
+    report = rotate_session_keys(
+        runtime.engine, runtime.cipher, batch_size=batch_size, rotate_key=rotate_key
+    )
+    result = asdict(report)
+    result["failures"] = [
+        {"tenant_id": f.key.tenant_id, "app_id": f.key.app_id, "reason": f.reason}
+        for f in report.failures
+    ]
+    return result

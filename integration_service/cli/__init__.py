@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from integration_service.cli.emulator import emulator
 from integration_service.cli.database import migrate
+from integration_service.cli.emulator import emulator
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -288,6 +288,10 @@ async def count_messages(request: web.Request) -> web.Response:
     return web.json_response({"count": len(found)})
 
 
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(_world(request).stats())
+
+
 async def reset(request: web.Request) -> web.Response:
     _world(request).reset()
     return web.json_response({"reset": True})
@@ -314,6 +318,7 @@ def build_control_app(world: TelegramWorld) -> web.Application:
     app.router.add_post("/connections/drop", drop_connections)
     app.router.add_get("/messages", list_messages)
     app.router.add_get("/messages/count", count_messages)
+    app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
     return app
 

@@ -91,6 +91,8 @@ def _wire_world(world: Any, server: EmulatorServer) -> None:
         world.set_response_delay = server.set_response_delay
     if hasattr(world, "auth_keys"):
         world.auth_keys = server.keys
+    if hasattr(world, "server_stats"):
+        world.server_stats = server.snapshot
 
 
 async def start_emulator(

@@ -52,6 +52,9 @@ class EmulatorServer:
         self.idle_timeout = idle_timeout
         self.keys = AuthKeyStore()
         self.stats: Counter[str] = Counter()
+        # Per auth key: connections that used it, and the most open at once (tests assert
+        # one warm connection per session and never two in parallel).
+        self.key_stats: dict[int, dict[str, int]] = {}
         self.response_delays: dict[int, float] = {}
         self.dispatcher = CallDispatcher(self)
         self._connections: dict[int, ClientConnection] = {}
@@ -108,7 +111,24 @@ class EmulatorServer:
     # Registry
 
     def attach_key(self, conn: ClientConnection, record: AuthKeyRecord) -> None:
-        self._by_key.setdefault(record.key_id, set()).add(conn)
+        peers = self._by_key.setdefault(record.key_id, set())
+        if conn in peers:
+            return
+        peers.add(conn)
+        stats = self.key_stats.setdefault(
+            record.key_id, {"connections_opened": 0, "max_concurrent_connections": 0}
+        )
+        stats["connections_opened"] += 1
+        open_now = sum(1 for peer in peers if not peer.peer_gone)
+        stats["max_concurrent_connections"] = max(stats["max_concurrent_connections"], open_now)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for the control API's /stats."""
+        return {
+            "events": dict(self.stats),
+            "open_connections": len(self._connections),
+            "auth_keys": {key_id: dict(stats) for key_id, stats in self.key_stats.items()},
+        }
 
     def forget_connection(self, conn: ClientConnection) -> None:
         self._connections.pop(conn.connection_id, None)

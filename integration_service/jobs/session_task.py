@@ -59,6 +59,11 @@ class SessionTask(ServiceTask):
             kwargs=kwargs,
             task_id=self.request.id,
             queue=queue,
+            # Explicit destination: the family router would otherwise send it back to the
+            # shared queue. The default exchange routes by queue name.
+            exchange="",
+            routing_key=queue.name,
+            declare=[queue],
             headers={HOPS_HEADER: hops},
             retries=self.request.retries,
         )

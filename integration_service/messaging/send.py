@@ -140,6 +140,7 @@ def send_message(
     kind = "account"
     try:
         with runtime.session(key) as active:
+            outbox.note_attempt(entry.id)
             message_id = active.call(lambda client: _send(client, peer, text, random_id))
     except tg.RandomIdDuplicateError:
         # An earlier run reached Telegram and crashed before recording it: it was sent.

@@ -20,6 +20,7 @@ from telethon import TelegramClient
 from integration_service.errors import RetryableError
 from integration_service.leases import Lease
 from integration_service.store import SessionKey
+from integration_service.telegram.circuit import CircuitBreaker
 from integration_service.telegram.client_factory import ClientFactory, LazyClientFactory
 
 GET_CLIENT_LATENCY = Histogram(
@@ -62,6 +63,8 @@ class ClientPool:
         max_clients: int,
         idle_timeout: float,
         on_evicted: OnEvicted,
+        breaker: CircuitBreaker | None = None,
+        max_concurrent_connects: int = 10,
     ) -> None:
         self._factory = factory
         self._max = max_clients
@@ -69,6 +72,9 @@ class ClientPool:
         self._on_evicted = on_evicted
         self._clients: OrderedDict[SessionKey, PooledClient] = OrderedDict()
         self._locks: dict[SessionKey, asyncio.Lock] = {}
+        self._breaker = breaker or CircuitBreaker()
+        # Bounded concurrent handshakes: after a mass disconnect, reconnects trickle.
+        self._connect_slots = asyncio.Semaphore(max_concurrent_connects)
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -96,11 +102,29 @@ class ClientPool:
             if entry is None:
                 await self._make_room()
                 entry = await self._connect(key, lease, session_string)
+            elif not entry.client.is_connected():
+                # Dropped underneath us: reconnect lazily, when a job needs it, so a mass
+                # disconnect does not turn into a reconnect storm.
+                await self._reconnect(entry)
             entry.busy += 1
             entry.last_used = time.monotonic()
             self._clients.move_to_end(key)
         GET_CLIENT_LATENCY.labels(warm=str(warm).lower()).observe(time.perf_counter() - started)
         return entry
+
+    async def adopt(self, key: SessionKey, lease: Lease, client: TelegramClient) -> PooledClient:
+        """Pool a client connected elsewhere (a login in progress), replacing any other."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            old = self._clients.get(key)
+            if old is not None:
+                await self._evict(old, "replaced" if old.lease == lease else "lease_changed")
+            else:
+                await self._make_room()
+            entry = PooledClient(key=key, client=client, lease=lease)
+            self._clients[key] = entry
+            POOL_CLIENTS.set(len(self._clients))
+            return entry
 
     def checkin(self, entry: PooledClient) -> None:
         entry.busy = max(0, entry.busy - 1)
@@ -112,12 +136,32 @@ class ClientPool:
         if session_string is None:
             raise RetryableError(f"session {key} has no stored session material yet")
         client = self._factory.create(session_string)
-        await client.connect()
+        async with self._connect_slots:
+            await self._guarded_connect(client)
         CLIENT_CONNECTS.inc()
         entry = PooledClient(key=key, client=client, lease=lease)
         self._clients[key] = entry
         POOL_CLIENTS.set(len(self._clients))
         return entry
+
+    async def _guarded_connect(self, client: TelegramClient) -> None:
+        self._breaker.before_connect()
+        try:
+            await client.connect()
+        except (OSError, asyncio.TimeoutError):
+            # Only the network counts against the data centre; an RPC error in the
+            # handshake (a banned account) says nothing about its health.
+            self._breaker.failed()
+            raise
+        except BaseException:
+            self._breaker.released()
+            raise
+        self._breaker.succeeded()
+
+    async def _reconnect(self, entry: PooledClient) -> None:
+        async with self._connect_slots:
+            await self._guarded_connect(entry.client)
+        CLIENT_CONNECTS.inc()
 
     async def _make_room(self) -> None:
         while len(self._clients) >= self._max:

@@ -77,7 +77,7 @@ class OutboxStore:
         random_id: int,
         task_id: str | None,
     ) -> OutboxEntry:
-        """The row for this send, created ``queued`` if new; counts one more attempt."""
+        """The row for this send, created ``queued`` if it does not exist yet."""
         params = {
             "tenant_id": key.tenant_id,
             "app_id": key.app_id,
@@ -93,11 +93,10 @@ class OutboxStore:
                     conn.execute(
                         text(
                             "INSERT INTO message_outbox (tenant_id, app_id, idempotency_key, "
-                            "peer, payload_sha256, random_id, task_id, attempts) VALUES "
+                            "peer, payload_sha256, random_id, task_id) VALUES "
                             "(:tenant_id, :app_id, :idempotency_key, :peer, :payload_sha256, "
-                            ":random_id, :task_id, 1) ON CONFLICT (tenant_id, app_id, "
-                            "idempotency_key) DO UPDATE SET attempts = message_outbox.attempts "
-                            "+ (CASE WHEN message_outbox.status = 'queued' THEN 1 ELSE 0 END) "
+                            ":random_id, :task_id) ON CONFLICT (tenant_id, app_id, "
+                            "idempotency_key) DO UPDATE SET task_id = message_outbox.task_id "
                             f"RETURNING {_COLUMNS}"
                         ),
                         params,
@@ -108,6 +107,18 @@ class OutboxStore:
         except SQLAlchemyError as error:
             raise to_store_error(error, f"claim outbox row for {key}") from None
         return _entry(row)
+
+    def note_attempt(self, entry_id: uuid.UUID) -> None:
+        """Count one attempt to reach Telegram; made under the session's lease, so the
+        count is the number of times the send was really tried (exactly-once audits)."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE message_outbox SET attempts = attempts + 1 WHERE id = :id"),
+                    {"id": entry_id},
+                )
+        except SQLAlchemyError as error:
+            raise to_store_error(error, "count outbox attempt") from None
 
     def finish(
         self,

@@ -97,7 +97,9 @@ class ClientFactory:
             # layer at once, which retries through the queue instead of sleeping here.
             request_retries=1,
             retry_delay=1,
-            auto_reconnect=True,
+            # The pool reconnects lazily, when a job needs the client, through a circuit
+            # breaker and a bounded number of concurrent handshakes (no reconnect storms).
+            auto_reconnect=False,
             receive_updates=receive_updates,
             # Telegram answers a repeated random_id with a 500 (RANDOM_ID_DUPLICATE);
             # without this Telethon would retry it and raise a bare ValueError.

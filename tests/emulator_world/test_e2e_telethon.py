@@ -321,3 +321,24 @@ def test_dropped_connections_reconnect(emu: Emu) -> None:
             assert me is not None and me.phone == phone
 
     _run(scenario)
+
+
+def test_stats_count_connections_per_auth_key(emu: Emu) -> None:
+    """/stats: a reconnect opens a second connection for the key, never two at once."""
+
+    async def scenario() -> None:
+        client = await emu.client()
+        try:
+            me = await client.get_me()
+            await client.disconnect()
+            await client.connect()
+            await client.get_me()
+        finally:
+            await client.disconnect()
+        stats = await emu.api("GET", "/stats")
+        (mine,) = [k for k in stats["auth_keys"] if k["user_id"] == me.id]
+        assert mine["connections_opened"] == 2
+        assert mine["max_concurrent_connections"] == 1
+        assert stats["auth_key_duplicated"] == 0
+
+    _run(scenario)

@@ -31,7 +31,9 @@ class EmulatorControl:
             raise ControlError(f"{method} {path}: {error.code} {error.read()!r}") from None
 
     def create_user(self, phone: str, first_name: str = "Test", **extra: Any) -> dict[str, Any]:
-        return dict(self.call("POST", "/users", {"phone": phone, "first_name": first_name, **extra}))
+        return dict(
+            self.call("POST", "/users", {"phone": phone, "first_name": first_name, **extra})
+        )
 
     def login_code(self, phone: str) -> str:
         return str(self.call("GET", f"/codes/{phone}")["code"])

@@ -53,6 +53,8 @@ class TelegramWorld(WorldControl):
         # close connections (of one auth key, or all with None) returning how many.
         self.push_to_key: Callable[[int, Any], Awaitable[None]] | None = None
         self.drop_connections: Callable[[int | None], Awaitable[int]] | None = None
+        # Set by the runner: the server's connection counters (control API /stats).
+        self.server_stats: Callable[[], dict[str, Any]] | None = None
         self.state = WorldState(clock=clock)
         self.help = HelpMethods(self.state, dc_id, dc_host, dc_port)
         self.codes = CodeLogin(self.state, code_ttl)
@@ -110,6 +112,22 @@ class TelegramWorld(WorldControl):
             revoked_as = keys.get(ctx.auth_key_id).revoked_as
             raise RpcError(401, revoked_as or "AUTH_KEY_UNREGISTERED")
         return await route.handler(request, ctx, account)
+
+    def stats(self) -> dict[str, Any]:
+        """Server counters joined with which user each auth key is signed in as."""
+        raw = self.server_stats() if self.server_stats is not None else {}
+        events = dict(raw.get("events", {}))
+        keys = [
+            {"auth_key_id": key_id, "user_id": self.state.keys.user_of(key_id), **stats}
+            for key_id, stats in raw.get("auth_keys", {}).items()
+        ]
+        return {
+            "open_connections": raw.get("open_connections", 0),
+            "connections": events.get("connections", 0),
+            "dropped_connections": events.get("dropped_connections", 0),
+            "auth_key_duplicated": events.get("auth_key_duplicated", 0),
+            "auth_keys": keys,
+        }
 
     def connection_closed(self, auth_key_id: int, connection_id: int) -> None:
         self.state.keys.forget_connection(auth_key_id, connection_id)
