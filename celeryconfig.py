@@ -23,7 +23,8 @@ broker_url = _settings.broker_url
 # database (outbox, session rows) is the source of truth for outcomes.
 result_backend = _settings.redis_url
 result_expires = 24 * 3600
-result_extended = True
+# Arguments are not copied into results: they may hold phone numbers.
+result_extended = False
 
 task_queues = consumed_queues()
 task_default_queue = HIGH

@@ -148,7 +148,7 @@ class ClientPool:
         self._breaker.before_connect()
         try:
             await client.connect()
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, TimeoutError):
             # Only the network counts against the data centre; an RPC error in the
             # handshake (a banned account) says nothing about its health.
             self._breaker.failed()

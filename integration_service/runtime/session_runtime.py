@@ -62,6 +62,11 @@ class ActiveSession:
     def lease(self) -> Lease:
         return self._pooled.lease
 
+    @property
+    def pooled(self) -> PooledClient:
+        """The pooled entry; its client may only be touched from coroutines on the loop."""
+        return self._pooled
+
     def call(
         self,
         fn: Callable[[TelegramClient], Coroutine[Any, Any, T]],
@@ -121,6 +126,7 @@ class SessionRuntime:
         self.loop = LoopThread(name=f"telethon-loop[{worker_id}]")
         self._sweeper: asyncio.Task[None] | None = None
         self._touched: dict[SessionKey, float] = {}
+        self._background: set[Any] = set()
 
     # Lifecycle -----------------------------------------------------------------------
 
@@ -167,10 +173,40 @@ class SessionRuntime:
         await self.pool.evict(key, "lease_lost", epoch=lease.epoch)
 
     async def _client_evicted(self, entry: PooledClient, reason: str) -> None:
+        if reason == "replaced":
+            return  # a new client took its place under the same lease
         self.heartbeat.untrack(entry.lease)
         if reason != "lease_lost":
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self.leases.release, entry.lease)
+
+    def open_login_client(
+        self, key: SessionKey, lease: Lease, *, receive_updates: bool = False
+    ) -> PooledClient:
+        """Connect a client with a fresh auth key for a login and pool it under ``lease``.
+
+        Pinned like any warm client: the login's later steps (code, password) reach this
+        worker through forwarding and run on the very auth key that started the login.
+        """
+
+        async def connect() -> PooledClient:
+            client = self.client_factory.create(None, receive_updates=receive_updates)
+            await client.connect()
+            return await self.pool.adopt(key, lease, client)
+
+        return self.loop.run(connect(), timeout=self.settings.telegram_connect_timeout + 5)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run a background coroutine on the loop (a QR waiter); failures are logged."""
+        future = self.loop.submit(coro)
+        self._background.add(future)
+
+        def _done(f: Any) -> None:
+            self._background.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                logger.error("background_task_failed", task=name, error=repr(f.exception()))
+
+        future.add_done_callback(_done)
 
     def evict(self, key: SessionKey, reason: str) -> None:
         """Disconnect ``key``'s warm client, if any, and release its lease."""

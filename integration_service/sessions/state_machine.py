@@ -40,9 +40,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     AUTHORIZED: _TERMINATIONS | {AUTHORIZED},
     DISCONNECTED: _TERMINATIONS | {AUTHORIZED, FAILED},
     FAILED: LOGIN_STARTS | {NEW, AUTHORIZED},
-    REVOKED: LOGIN_STARTS | {NEW},
-    EXPIRED: LOGIN_STARTS | {NEW},
-    DUPLICATED: LOGIN_STARTS | {NEW},
+    # A new login may follow a dead authorisation; bot logins go straight to authorized.
+    REVOKED: LOGIN_STARTS | {NEW, AUTHORIZED},
+    EXPIRED: LOGIN_STARTS | {NEW, AUTHORIZED},
+    DUPLICATED: LOGIN_STARTS | {NEW, AUTHORIZED},
     BANNED: frozenset(),
     DEACTIVATED: frozenset(),
 }

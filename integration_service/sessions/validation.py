@@ -31,7 +31,7 @@ class ValidationResult:
     detail: str = ""
 
 
-async def _get_state(client: TelegramClient) -> object:
+async def get_state(client: TelegramClient) -> object:
     return await client(functions.updates.GetStateRequest())
 
 
@@ -67,7 +67,7 @@ def validate_session(
         return ValidationResult(key.tenant_id, key.app_id, row.state, row.state, "already")
     try:
         with runtime.session(key) as active:
-            active.call(_get_state)
+            active.call(get_state)
             epoch = active.lease.epoch
     except Exception as raw:
         error = to_service_error(raw)

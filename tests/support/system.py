@@ -24,6 +24,7 @@ from celery import Celery
 from kombu import Connection
 from telethon.sessions import StringSession
 
+from integration_service.client import IntegrationClient
 from integration_service.crypto import LocalKeyring
 from integration_service.emulator.testing import EmulatorProcess
 from integration_service.emulator.world.client_helper import authorized_client, random_phone
@@ -185,6 +186,12 @@ class SystemUnderTest:
             )
             made.append(Provisioned(key, int(me.id), phone, username))
         return made
+
+    def client(self) -> IntegrationClient:
+        """The producer API, wired to this system's broker, database and Redis."""
+        return IntegrationClient(
+            settings=self.settings, app=self.producer, engine=self.engine, redis_client=self.redis
+        )
 
     # Teardown --------------------------------------------------------------------------
 

@@ -1,0 +1,237 @@
+"""The producer API: what other services (and the CLI) call to enqueue jobs.
+
+Every input is validated before anything is enqueued, each failure with its own error
+(``integration_service.inputs``); unknown tenants and sessions, and sessions Telegram has
+ended, are refused here too, so nothing that cannot succeed reaches a queue. Secrets
+(login code, password, bot token) go through a one-time Redis drop, never into a job.
+Imports no worker internals: only settings, validation, the store and Celery.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from integration_service import inputs
+from integration_service.errors import PermanentError
+from integration_service.queues import route_for
+from integration_service.secret_drop import put_secret
+from integration_service.sessions.state_machine import TERMINAL
+from integration_service.sessions.tickets import LoginTickets
+from integration_service.settings import Settings, get_settings
+from integration_service.store import SessionKey, SessionNotFound, SessionStore, build_engine
+from integration_service.telegram.errors import SessionTerminated
+
+
+class UnknownTenant(PermanentError):
+    """No tenant with this id is registered."""
+
+    code = "unknown_tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandle:
+    """What enqueueing returns: enough to wait for the job or look it up in Flower."""
+
+    job_id: str
+    task: str
+    queue: str
+    tenant_id: str
+    app_id: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    tenant_id: str
+    app_id: str
+    state: str | None
+    kind: str | None
+    login: dict[str, str] = field(default_factory=dict)
+    auth_error: str | None = None
+
+
+def _masked_phone(phone: str) -> str:
+    return phone[:2] + "*" * (len(phone) - 4) + phone[-2:]
+
+
+class IntegrationClient:
+    """Typed functions for every job, plus status and wait helpers."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        app: Celery | None = None,
+        engine: Engine | None = None,
+        redis_client: redis.Redis | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        if app is None:
+            from integration_service.celery_app import app as default_app
+
+            app = default_app
+        self.app = app
+        self.engine = engine or build_engine(self.settings)
+        self.store = SessionStore(self.engine)
+        self.redis = redis_client or redis.Redis.from_url(self.settings.redis_url)
+        self.tickets = LoginTickets(self.redis, self.settings.qr_ticket_ttl)
+
+    # Checks ----------------------------------------------------------------------------
+
+    def _key(self, tenant_id: object, app_id: object) -> SessionKey:
+        return SessionKey(
+            inputs.identifier("tenant_id", tenant_id), inputs.identifier("app_id", app_id)
+        )
+
+    def _require_tenant(self, tenant_id: str) -> None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM tenants WHERE id = :id"), {"id": tenant_id}
+            ).first()
+        if found is None:
+            raise UnknownTenant(f"tenant {tenant_id!r} is not registered")
+
+    def _require_usable_session(self, key: SessionKey) -> None:
+        row = self.store.get(key)
+        if row is None:
+            raise SessionNotFound(f"no session {key}")
+        if row.state in TERMINAL:
+            raise SessionTerminated(row.state, "stored state")
+
+    # Enqueueing ------------------------------------------------------------------------
+
+    def _enqueue(
+        self,
+        task: str,
+        key: SessionKey,
+        kwargs: dict[str, Any],
+        *,
+        kwargsrepr: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        route = route_for(task)
+        assert route is not None, task
+        job_id = str(uuid.uuid4())
+        self.app.send_task(
+            task,
+            kwargs={"tenant_id": key.tenant_id, "app_id": key.app_id, **kwargs},
+            task_id=job_id,
+            # What Flower and logs show: never a phone number or secret reference.
+            kwargsrepr=kwargsrepr or repr({"tenant_id": key.tenant_id, "app_id": key.app_id}),
+            argsrepr="()",
+        )
+        return JobHandle(job_id, task, route["queue"], key.tenant_id, key.app_id, idempotency_key)
+
+    def start_qr_login(self, tenant_id: str, app_id: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        self._require_tenant(key.tenant_id)
+        return self._enqueue("tasks.connect.start_qr_login", key, {})
+
+    def request_code(self, tenant_id: str, app_id: str, phone: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        number = inputs.phone(phone)
+        self._require_tenant(key.tenant_id)
+        shown = repr(
+            {"tenant_id": key.tenant_id, "app_id": key.app_id, "phone": _masked_phone(number)}
+        )
+        return self._enqueue("tasks.connect.request_code", key, {"phone": number}, kwargsrepr=shown)
+
+    def submit_code(self, tenant_id: str, app_id: str, code: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        value = inputs.login_code(code)
+        self._require_usable_session(key)
+        reference = put_secret(self.redis, value)
+        return self._enqueue("tasks.connect.submit_code", key, {"code_ref": reference})
+
+    def submit_password(self, tenant_id: str, app_id: str, password: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        value = inputs.password(password)
+        self._require_usable_session(key)
+        reference = put_secret(self.redis, value)
+        return self._enqueue("tasks.connect.submit_password", key, {"password_ref": reference})
+
+    def connect_bot(self, tenant_id: str, app_id: str, bot_token: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        value = inputs.bot_token(bot_token)
+        self._require_tenant(key.tenant_id)
+        reference = put_secret(self.redis, value)
+        return self._enqueue("tasks.connect.connect_bot", key, {"token_ref": reference})
+
+    def reconnect(self, tenant_id: str, app_id: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        self._require_usable_session(key)
+        return self._enqueue("tasks.reconnect.reconnect", key, {})
+
+    def validate_session(self, tenant_id: str, app_id: str) -> JobHandle:
+        key = self._key(tenant_id, app_id)
+        if self.store.get(key) is None:
+            raise SessionNotFound(f"no session {key}")
+        return self._enqueue("tasks.validation.validate_session", key, {})
+
+    def send_message(
+        self,
+        tenant_id: str,
+        app_id: str,
+        peer: str | int,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Enqueue one send; the same ``idempotency_key`` never sends twice."""
+        key = self._key(tenant_id, app_id)
+        target = inputs.peer(peer)
+        body = inputs.message_text(text)
+        idem = inputs.idempotency_key(
+            idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        )
+        self._require_usable_session(key)
+        kwargs = {"peer": str(target), "text": body, "idempotency_key": idem}
+        shown = repr({**kwargs, "text": f"<{len(body)} characters>", "app_id": key.app_id})
+        return self._enqueue(
+            "tasks.messages.send_message", key, kwargs, kwargsrepr=shown, idempotency_key=idem
+        )
+
+    # Status and waiting ----------------------------------------------------------------
+
+    def get_status(self, tenant_id: str, app_id: str) -> SessionStatus:
+        key = self._key(tenant_id, app_id)
+        row = self.store.get(key)
+        login = self.tickets.get(key)
+        login.pop("phone", None)
+        if row is None:
+            return SessionStatus(key.tenant_id, key.app_id, None, None, login)
+        return SessionStatus(key.tenant_id, key.app_id, row.state, row.kind, login, row.auth_error)
+
+    def wait(self, handle: JobHandle, *, timeout: float = 60.0) -> Any:
+        """The job's result; raises its error, or TimeoutError after ``timeout``."""
+        return AsyncResult(handle.job_id, app=self.app).get(timeout=timeout, propagate=True)
+
+    def wait_for_state(
+        self, tenant_id: str, app_id: str, states: Iterable[str], *, timeout: float = 60.0
+    ) -> SessionStatus:
+        """Poll until the session reaches one of ``states`` (or raise TimeoutError)."""
+        wanted = set(states)
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.get_status(tenant_id, app_id)
+            if current.state in wanted:
+                return current
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"session {tenant_id}/{app_id} is {current.state}, not {sorted(wanted)}"
+                )
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.redis.close()
+        self.engine.dispose()
