@@ -23,6 +23,8 @@ class RetryableError(ServiceError):
     """A transient failure: the same job may succeed later."""
 
     code = "retryable"
+    # False for waits a limit asks for (FloodWait, pacing): bounded separately.
+    counts_against_limit = True
 
 
 class PermanentError(ServiceError):

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     flood_sleep_threshold: int = Field(default=0, ge=0, le=60)
     telegram_connect_timeout: float = Field(default=10.0, gt=0)
 
+    # Send pacing (Telegram's documented bot limits as defaults; see messaging/pacing.py).
+    pace_per_chat_per_second: float = Field(default=1.0, gt=0, le=1000)
+    pace_per_group_per_minute: float = Field(default=20.0, gt=0, le=100000)
+    pace_per_account_per_second: float = Field(default=30.0, gt=0, le=10000)
+
     # Operations.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     health_port: int = Field(default=0, ge=0, le=65535)

@@ -30,5 +30,8 @@ def send_message_task(
     idempotency_key: str,
 ) -> dict[str, Any]:
     request = SendRequest(tenant_id, app_id, peer, text, idempotency_key)
-    outcome = send_message(self.runtime, self.runtime.outbox, request, task_id=self.request.id)
+    runtime = self.runtime
+    outcome = send_message(
+        runtime, runtime.outbox, request, pacer=runtime.pacer, task_id=self.request.id
+    )
     return asdict(outcome)

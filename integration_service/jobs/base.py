@@ -46,6 +46,7 @@ class ServiceTask(Task):
 
     abstract = True
     max_retries = 8
+    max_deferrals = 50
     # Exceptions that must never be retried, declared per task on top of PermanentError.
     never_retry: tuple[type[BaseException], ...] = (PermanentError,)
     # Control-flow exceptions a subclass handles itself (not failures).
@@ -69,13 +70,9 @@ class ServiceTask(Task):
                 raise
             error = to_service_error(raw) or raw
             if isinstance(error, RetryableError) and not isinstance(error, self.never_retry):
-                if self.request.retries < self.max_retries:
+                if self._may_retry(error):
                     status = "retry"
-                    delay = getattr(error, "retry_after", None)
-                    countdown = (
-                        float(delay) if delay is not None else backoff_delay(self.request.retries)
-                    )
-                    raise self.retry(exc=error, countdown=countdown) from None
+                    raise self.retry(exc=error, countdown=self._countdown(error)) from None
             status = "failure"
             self.on_gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
@@ -85,6 +82,20 @@ class ServiceTask(Task):
         finally:
             TASKS_TOTAL.labels(queue=self._queue(), task=self.name, status=status).inc()
             TASK_DURATION.labels(task=self.name).observe(time.perf_counter() - started)
+
+    def _may_retry(self, error: RetryableError) -> bool:
+        # Deferrals Telegram or our pacing ask for (FloodWait, pacing) are waits, not
+        # failures: they have their own, larger bound.
+        if getattr(error, "counts_against_limit", True):
+            return bool(self.request.retries < self.max_retries)
+        return bool(self.request.retries < self.max_deferrals)
+
+    def _countdown(self, error: RetryableError) -> float:
+        delay = getattr(error, "retry_after", None)
+        if delay is None:
+            return backoff_delay(self.request.retries)
+        # A little jitter so deferred jobs do not all come back in the same instant.
+        return float(delay) + random.uniform(0, min(1.0, 0.1 * float(delay) + 0.2))
 
     def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
         """Hook: the job failed for good; record it in the domain before dead-lettering."""

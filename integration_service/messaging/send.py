@@ -11,6 +11,7 @@ from telethon import errors as tg
 from integration_service import inputs
 from integration_service.errors import PermanentError
 from integration_service.jobs.error_mapping import to_service_error
+from integration_service.messaging.pacing import Pacer
 from integration_service.messaging.random_ids import payload_digest, random_id_for
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.sessions.validation import record_terminal
@@ -106,6 +107,7 @@ def send_message(
     outbox: OutboxStore,
     request: SendRequest,
     *,
+    pacer: Pacer | None = None,
     task_id: str | None = None,
 ) -> SendOutcome:
     """Send ``request`` at most once to Telegram and record the outcome in the outbox.
@@ -140,8 +142,12 @@ def send_message(
     kind = "account"
     try:
         with runtime.session(key) as active:
+            input_peer = active.call(lambda client: _input_peer(client, peer))
+            if pacer is not None:
+                is_group = isinstance(input_peer, types.InputPeerChat | types.InputPeerChannel)
+                pacer.take(key, str(peer), is_group=is_group)
             outbox.note_attempt(entry.id)
-            message_id = active.call(lambda client: _send(client, peer, text, random_id))
+            message_id = active.call(lambda client: _send(client, input_peer, text, random_id))
     except tg.RandomIdDuplicateError:
         # An earlier run reached Telegram and crashed before recording it: it was sent.
         finished = outbox.finish(entry.id, status="sent", error_details="random_id duplicate")

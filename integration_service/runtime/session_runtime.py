@@ -21,6 +21,7 @@ from telethon import TelegramClient
 from integration_service.crypto import SessionCipher, build_cipher
 from integration_service.errors import PermanentError
 from integration_service.leases import Lease, LeaseHeartbeat, LeaseManager, WorkerLiveness
+from integration_service.messaging.pacing import Pacer, PacingLimits
 from integration_service.runtime.client_pool import ClientPool, PooledClient
 from integration_service.runtime.forwarding import worker_queue_prefix
 from integration_service.runtime.loop_thread import LoopThread
@@ -99,6 +100,14 @@ class SessionRuntime:
         self.outbox = OutboxStore(self.engine)
         self.cipher = cipher or build_cipher(settings)
         self.redis = redis_client or redis.Redis.from_url(settings.redis_url)
+        self.pacer = Pacer(
+            self.redis,
+            PacingLimits(
+                per_chat_per_second=settings.pace_per_chat_per_second,
+                per_group_per_minute=settings.pace_per_group_per_minute,
+                per_account_per_second=settings.pace_per_account_per_second,
+            ),
+        )
         self.leases = LeaseManager(
             self.redis, worker_id, settings.session_lock_ttl, key_prefix=key_prefix
         )

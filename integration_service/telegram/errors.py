@@ -40,6 +40,7 @@ class TelegramFloodWait(RetryableError):
     """Telegram asked us to wait ``retry_after`` seconds before this call again."""
 
     code = "flood_wait"
+    counts_against_limit = False
 
     def __init__(self, seconds: int) -> None:
         super().__init__(f"FLOOD_WAIT of {seconds}s")
