@@ -54,6 +54,18 @@ worker_detect_quorum_queues = True
 # Countdowns (FloodWait retries) on quorum queues use RabbitMQ-native delayed delivery.
 broker_native_delayed_delivery_queue_type = "quorum"
 
+# Periodic jobs; only the beat holding the leader lease sends them (beat/scheduler.py).
+beat_scheduler = "integration_service.beat.scheduler:LeasedScheduler"
+beat_max_loop_interval = 10
+beat_schedule = {
+    "validate-stale-sessions": {
+        "task": "tasks.validation.sweep",
+        "schedule": float(_settings.session_validation_interval),
+        # A sweep that waited a whole interval in the queue is superseded by the next.
+        "options": {"expires": float(_settings.session_validation_interval)},
+    },
+}
+
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]

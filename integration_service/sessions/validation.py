@@ -65,6 +65,7 @@ def validate_session(
     if row.state in sm.TERMINAL:
         VALIDATIONS.labels(outcome=row.state).inc()
         return ValidationResult(key.tenant_id, key.app_id, row.state, row.state, "already")
+    was_warm = runtime.pool.peek(key) is not None
     try:
         with runtime.session(key) as active:
             active.call(get_state)
@@ -88,5 +89,8 @@ def validate_session(
             task_id=task_id,
         )
     runtime.store.touch(key)
+    if not was_warm:
+        # A sweep validates thousands of idle sessions: do not leave them all connected.
+        runtime.evict(key, "validated_idle")
     VALIDATIONS.labels(outcome="authorized").inc()
     return ValidationResult(key.tenant_id, key.app_id, "authorized", sm.AUTHORIZED)

@@ -8,6 +8,7 @@ state they imply, which validation and every job use to stop the session for goo
 from __future__ import annotations
 
 import asyncio
+import re
 
 from telethon import errors as tg
 
@@ -59,8 +60,28 @@ class TelegramRejected(PermanentError):
     code = "telegram_rejected"
 
 
-def rpc_message(error: tg.RPCError) -> str:
-    return str(getattr(error, "message", "") or type(error).__name__)
+# Telethon's generic classes, used for RPC errors it has no class of its own for.
+_GENERIC = {
+    tg.RPCError,
+    tg.InvalidDCError,
+    tg.BadRequestError,
+    tg.UnauthorizedError,
+    tg.ForbiddenError,
+    tg.NotFoundError,
+    tg.AuthKeyError,
+    tg.FloodError,
+    tg.ServerError,
+    tg.TimedOutError,
+}
+
+
+def rpc_message(error: BaseException) -> str:
+    """Telegram's error string: Telethon keeps only a generic one on its own classes
+    (``UNAUTHORIZED``), so for those it is rebuilt from the class name."""
+    cls = type(error)
+    if cls not in _GENERIC and cls.__name__.endswith("Error"):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__[: -len("Error")]).upper()
+    return str(getattr(error, "message", "") or cls.__name__)
 
 
 def classify_telethon(error: BaseException) -> ServiceError | None:

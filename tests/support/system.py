@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,6 +145,24 @@ class SystemUnderTest:
             finally:
                 if channel.is_open:
                     channel.close()
+
+    def start_beat(self, name: str) -> WorkerProcess:
+        """A celery beat process (its leader lease decides whether it sends anything)."""
+        log_path = self.state_dir / f"beat-{name}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "integration_service.celery_app", "beat",
+                f"--schedule={self.state_dir / f'beat-{name}.db'}", "--loglevel=INFO",
+            ],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        beat = WorkerProcess(name, process, log_path)
+        self._workers.append(beat)
+        return beat
 
     def stop_worker(self, worker: WorkerProcess) -> int:
         return stop_process(worker.process, timeout=30)

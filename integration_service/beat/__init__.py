@@ -1,0 +1,1 @@
+"""celery beat with a leader lease: several beats may run, one acts."""
