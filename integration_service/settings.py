@@ -102,7 +102,10 @@ class Settings(BaseSettings):
     pace_per_account_per_second: float = Field(default=30.0, gt=0, le=10000)
 
     # Operations.
+    # Per process (each worker and beat): /metrics and /health/*; 0 disables it.
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Loopback by default; containers set 0.0.0.0 so Prometheus can scrape.
+    metrics_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     flower_basic_auth: SecretStr | None = None

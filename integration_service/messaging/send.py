@@ -92,8 +92,9 @@ def _message_id(result: object, random_id: int) -> int | None:
     return None
 
 
-async def _send(client: TelegramClient, peer: inputs.Peer, text: str, random_id: int) -> int | None:
-    input_peer = await _input_peer(client, peer)
+async def _send(
+    client: TelegramClient, input_peer: types.TypeInputPeer, text: str, random_id: int
+) -> int | None:
     result = await client(
         functions.messages.SendMessageRequest(
             peer=input_peer, message=text, random_id=random_id, no_webpage=True

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -27,10 +28,9 @@ def marker(kind: str) -> str:
 
 
 # Most log strings contain none of these, so the precise patterns below are skipped.
-_MAYBE_SECRET = re.compile(
-    r"\d{5}|[A-Za-z0-9+/_=-]{30}|://|pass|pwd|token|secret|api_hash|api_key|auth|cookie"
-    r"|bearer|code|код|пароль|(?<![\w.])[sbr]\.[A-Za-z0-9]{24}|dev-",
-    re.IGNORECASE,
+_MAYBE_SECRET = re.compile(r"\d{5}|[A-Za-z0-9+/_=-]{24}|://|\+\d")
+_MAYBE_SECRET_WORDS = re.compile(
+    r"pass|pwd|token|secret|api_|auth|cookie|bearer|basic|code|код|пароль|dev-"
 )
 
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(?=@)")
@@ -41,8 +41,8 @@ _SENSITIVE_NAME = (
 )
 # `name=value`, `name: value` and JSON-ish `"name": "value"` inside free text.
 _KEY_VALUE = re.compile(
-    rf"(?i)(\b[\w-]*?(?:{_SENSITIVE_NAME})[\w-]*[\"']?\s*[=:]\s*[\"']?)"
-    r"(?!\[REDACTED)([^\s\"',;&)}\]]+)"
+    rf"(?i)(?=[pstacп])((?:{_SENSITIVE_NAME})[\w-]*[\"']?\s*[=:]\s*[\"']?)"
+    r"(?!\[REDACTED|(?:bearer|basic)\s)([^\s\"',;&)}\]]+)"
 )
 _BOT_TOKEN = re.compile(r"(?<![\w])\d{3,}:[A-Za-z0-9_-]{30,}")
 _VAULT_TOKEN = re.compile(
@@ -55,8 +55,10 @@ _HEX_KEY = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64,}(?![0-9A-Fa-f])")
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}")
 # A whole word or a snake_case tail ("phone_code"), not "decode" or "unicode".
 _CODE_WORD = r"(?:\b|(?<=_))(?:code|код|otp|pin)"
+_CODE_DIGITS = r"(?<!\d)(\d{5,6}|\d{3}[ -]\d{2,3})(?!\d)"
+# Up to three words may sit between the word and the digits: "Код подтверждения: 12345".
 _CODE_AFTER_WORD = re.compile(
-    rf"(?i)({_CODE_WORD}\w*\W{{1,4}}(?:[^\W\d]+\W{{1,3}}){{0,3}}?)(?<!\d)(\d{{5,6}}|\d{{3}}[ -]\d{{2,3}})(?!\d)"
+    rf"(?i)({_CODE_WORD}\w*\W{{1,4}}(?:[^\W\d]+\W{{1,3}}){{0,3}}?){_CODE_DIGITS}"
 )
 _CODE_BEFORE_WORD = re.compile(
     rf"(?i)(?<![\d+])(\d{{5,6}})(?!\d)(?=\W{{1,4}}(?:[^\W\d]+\W{{1,3}}){{0,3}}?{_CODE_WORD})"
@@ -104,16 +106,17 @@ def _sub_formatted_phone(match: re.Match[str]) -> str:
     return mask_phone(digits, True) if 10 <= len(digits) <= 15 else match.group(0)
 
 
+# Order matters: long opaque secrets go first, so later (slower) rules scan short text.
 _TEXT_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (_URL_PASSWORD, r"\1" + marker("password")),
-    (_BEARER, r"\1" + marker("token")),
-    (_KEY_VALUE, _sub_key_value),
     (_BOT_TOKEN, marker("token")),
     (_VAULT_TOKEN, marker("token")),
     (_DEV_TOKEN, _sub_dev_token),
     (_STRING_SESSION, marker("session")),
     (_HEX_KEY, marker("auth_key")),
     (_BASE64_RUN, _sub_base64),
+    (_BEARER, r"\1" + marker("token")),
+    (_KEY_VALUE, _sub_key_value),
     (_CODE_AFTER_WORD, r"\1" + marker("code")),
     (_CODE_BEFORE_WORD, marker("code")),
     (_FORMATTED_PHONE, _sub_formatted_phone),
@@ -121,15 +124,39 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
 )
 
 
+# Short strings already found clean (event names, logger names, ids): most lines repeat
+# them, so a set lookup replaces the scan. Only clean strings are kept, never secrets.
+_KNOWN_CLEAN: set[str] = set()
+_KNOWN_CLEAN_MAX_LEN = 160
+_KNOWN_CLEAN_MAX_SIZE = 8192
+
+
+def _might_hold_secret(text: str) -> bool:
+    return bool(_MAYBE_SECRET.search(text) or _MAYBE_SECRET_WORDS.search(text.lower()))
+
+
+def _remember_clean(text: str) -> None:
+    if len(text) <= _KNOWN_CLEAN_MAX_LEN:
+        if len(_KNOWN_CLEAN) >= _KNOWN_CLEAN_MAX_SIZE:
+            _KNOWN_CLEAN.clear()
+        _KNOWN_CLEAN.add(text)
+
+
 def scrub_text(text: str) -> str:
     """``text`` with every recognisable secret replaced by a marker; never raises."""
     try:
-        if not _MAYBE_SECRET.search(text):
+        if text in _KNOWN_CLEAN:
             return text
+        if not _might_hold_secret(text):
+            _remember_clean(text)
+            return text
+        scrubbed = text
         for pattern, replacement in _TEXT_RULES:
-            text = pattern.sub(replacement, text)
-        return text
-    except Exception:
+            scrubbed = pattern.sub(replacement, scrubbed)
+        if scrubbed == text:
+            _remember_clean(text)
+        return scrubbed
+    except Exception:  # noqa: BLE001 - a scrubber must never lose the line
         return SCRUBBER_FAILED
 
 
@@ -163,6 +190,7 @@ _SESSION_PARTS = ("session_string", "string_session", "session_str", "session_ma
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
 
 
+@lru_cache(maxsize=4096)
 def key_kind(key: str) -> str | None:
     """Which secret a key name announces (``password``, ``token``, ...), or None."""
     name = key.strip().strip("\"'=: ").lower().replace("-", "_")
@@ -202,7 +230,7 @@ def _scrub_under(kind: str, key: str, value: Any) -> Any:
 
 
 def _scrub_value(value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
         return scrub_text(value)
@@ -237,7 +265,7 @@ def _scrub_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
 
 
 # Added by our own processors, never by callers: not worth scanning on every line.
-_TRUSTED_KEYS = frozenset({"timestamp", "level", "_record", "_from_structlog"})
+_TRUSTED_KEYS = frozenset({"timestamp", "level", "logger", "_record", "_from_structlog"})
 
 
 def scrub_secrets(logger: Any, method_name: str, event_dict: Any) -> Any:
@@ -258,7 +286,7 @@ def scrub_secrets(logger: Any, method_name: str, event_dict: Any) -> Any:
             else:
                 cleaned[safe_key] = _scrub_value(value, 0)
         return cleaned
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a scrubber must never lose the line
         return _safe_replacement(event_dict, error)
 
 
@@ -268,6 +296,6 @@ def _safe_replacement(event_dict: Any, error: Exception) -> dict[str, Any]:
         for key in ("timestamp", "level"):
             if isinstance(event_dict.get(key), str):
                 safe[key] = event_dict[key]
-    except Exception:  # noqa: S110 - the marker line above is all we can keep
+    except Exception:  # noqa: BLE001, S110 - the marker line is all we can keep
         pass
     return safe

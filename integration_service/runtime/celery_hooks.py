@@ -1,4 +1,4 @@
-"""Worker lifecycle: declare the topology, consume our own queues, run the runtime.
+"""Worker and beat lifecycle: topology, own queues, runtime, logging, metrics, health.
 
 Worker-lifetime resources are created at worker start and closed at shutdown, never at
 import time (importing the Celery app in a producer starts nothing).
@@ -11,17 +11,47 @@ from typing import Any
 import structlog
 from celery import Celery, signals
 
+from integration_service.observability import (
+    ObservabilityServer,
+    bind_job_context,
+    clear_job_context,
+    configure_logging,
+    register_queue_depth_collector,
+    register_runtime_collector,
+    set_worker_name,
+)
 from integration_service.queues import declare_topology
 from integration_service.runtime import current
 from integration_service.runtime.forwarding import worker_queues
 from integration_service.runtime.session_runtime import SessionRuntime
-from integration_service.settings import get_settings
+from integration_service.settings import Settings, get_settings
 
 logger = structlog.get_logger(__name__)
+_servers: list[ObservabilityServer] = []
+
+
+def _start_observability(settings: Settings, runtime: SessionRuntime | None) -> None:
+    # METRICS_PORT=0 disables the endpoint (0 would otherwise pick a random port).
+    ports = {p for p in (settings.metrics_port, settings.health_port) if p}
+    for port in sorted(ports):
+        server = ObservabilityServer(settings, runtime, host=settings.metrics_host, port=port)
+        _servers.append(server.start())
+        logger.info("observability_listening", url=server.url)
+
+
+def _stop_observability() -> None:
+    while _servers:
+        _servers.pop().stop()
 
 
 def connect(app: Celery) -> None:
-    """Attach the hooks to ``app``'s worker signals (called once by celery_app)."""
+    """Attach the hooks to ``app``'s signals (called once by celery_app)."""
+
+    @signals.setup_logging.connect(weak=False)
+    def _logging(**_: Any) -> None:
+        # Connecting this signal stops Celery from configuring logging itself: every
+        # line of worker and beat goes through the JSON pipeline and its scrubber.
+        configure_logging(get_settings().log_level)
 
     @signals.celeryd_after_setup.connect(weak=False)
     def _consume_own_queues(sender: str, instance: Any, **_: Any) -> None:
@@ -33,15 +63,40 @@ def connect(app: Celery) -> None:
 
     @signals.worker_init.connect(weak=False)
     def _start(sender: Any = None, **_: Any) -> None:
+        settings = get_settings()
+        # worker_init fires before Celery's setup_logging: configure here as well, so
+        # the runtime's own start-up lines are JSON and scrubbed too.
+        configure_logging(settings.log_level)
+        set_worker_name(sender.hostname)
         with app.connection_for_write() as connection:
             declare_topology(connection)
-        runtime = SessionRuntime(get_settings(), worker_id=sender.hostname)
+        runtime = SessionRuntime(settings, worker_id=sender.hostname)
         runtime.start()
         current.install(runtime)
+        register_runtime_collector(runtime)
+        register_queue_depth_collector(settings.broker_url, settings.redis_url)
+        _start_observability(settings, runtime)
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop(**_: Any) -> None:
+        _stop_observability()
         runtime = current.uninstall()
         if runtime is not None:
             # Releases every lease so other workers take over without waiting out a TTL.
             runtime.stop()
+
+    @signals.task_prerun.connect(weak=False)
+    def _bind(task_id: str | None = None, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+        kwargs = kwargs or {}
+        bind_job_context(
+            tenant_id=kwargs.get("tenant_id"), app_id=kwargs.get("app_id"), task_id=task_id
+        )
+
+    @signals.task_postrun.connect(weak=False)
+    def _unbind(**_: Any) -> None:
+        clear_job_context()
+
+    @signals.beat_init.connect(weak=False)
+    def _beat_start(**_: Any) -> None:
+        set_worker_name("beat")
+        _start_observability(get_settings(), None)

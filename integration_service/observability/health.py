@@ -1,0 +1,213 @@
+"""Health of a worker's dependencies: broker, Redis, PostgreSQL, Vault and the loop thread.
+
+Readiness asks "can this worker do a job now?": every dependency answers within the
+timeout. Liveness asks only "is the process responsive?": the loop thread that hosts every
+Telethon client turns a no-op coroutine around. A broker outage makes a worker unready,
+never dead: restarting it would not bring the broker back.
+
+Checks run in parallel threads, each bounded by the timeout, so one hung dependency costs
+one timeout, not the sum. Details name the failure, never a URL's password or a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+from kombu import Connection
+from prometheus_client import Counter
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from integration_service.observability.scrubbing import scrub_text
+from integration_service.settings import Settings
+
+HEALTH_CHECKS = Counter(
+    "session_health_checks_total",
+    "Health checks run, by component and result.",
+    ["component", "result"],
+)
+
+# sys/health: 200 active, 429 standby, 472/473 performance/DR standby all serve requests.
+_VAULT_SERVING = {200: "active", 429: "standby", 472: "dr standby", 473: "performance standby"}
+_VAULT_DOWN = {501: "not initialised", 503: "sealed"}
+
+
+class LoopLike(Protocol):
+    def is_alive(self) -> bool: ...
+
+    def run(self, coro: Any, timeout: float) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One component's answer."""
+
+    name: str
+    ok: bool
+    latency_ms: float
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "latency_ms": round(self.latency_ms, 2),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Every component's answer; ready only when all are ok."""
+
+    checks: tuple[CheckResult, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def get(self, name: str) -> CheckResult | None:
+        return next((check for check in self.checks if check.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.ok else "failing",
+            "checks": {check.name: check.to_dict() for check in self.checks},
+        }
+
+
+def _describe(error: BaseException) -> str:
+    # The first line names the failure; drivers append hints and links after it.
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return scrub_text(f"{type(error).__name__}: {first_line}")[:300]
+
+
+def check_broker(settings: Settings, timeout: float) -> str:
+    with Connection(settings.broker_url, connect_timeout=timeout) as connection:
+        # One attempt: a probe reports the outage, it does not wait for it to end.
+        connection.ensure_connection(max_retries=0, timeout=timeout)
+        channel = connection.channel()
+        channel.close()
+        return "connection and channel opened"
+
+
+def check_redis(settings: Settings, timeout: float, client: redis.Redis | None) -> str:
+    if client is not None:
+        client.ping()
+        return "PING answered (worker connection)"
+    own = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    try:
+        own.ping()
+        return "PING answered"
+    finally:
+        own.close()
+
+
+def check_postgres(settings: Settings, timeout: float, engine: Engine | None) -> str:
+    if engine is not None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return "SELECT 1 answered (worker pool)"
+    # Short-lived and unpooled: a probe must not keep connections open between calls.
+    own = create_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args={"connect_timeout": max(2, int(timeout + 0.999))},
+    )
+    try:
+        with own.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return "SELECT 1 answered"
+    finally:
+        own.dispose()
+
+
+def check_vault(settings: Settings, timeout: float) -> str:
+    url = settings.vault_addr.rstrip("/") + "/v1/sys/health"
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("VAULT_ADDR must be an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - checked
+            status = int(response.status)
+    except urllib.error.HTTPError as error:
+        status = int(error.code)
+    if status in _VAULT_SERVING:
+        return f"sys/health: {_VAULT_SERVING[status]}"
+    raise RuntimeError(f"sys/health answered {status} ({_VAULT_DOWN.get(status, 'unexpected')})")
+
+
+async def _noop() -> bool:
+    await asyncio.sleep(0)
+    return True
+
+
+def check_loop(loop: LoopLike, timeout: float) -> str:
+    if not loop.is_alive():
+        raise RuntimeError("loop thread is not running")
+    loop.run(_noop(), timeout)
+    return "no-op coroutine round trip"
+
+
+def _timed(name: str, check: Callable[[], str]) -> CheckResult:
+    begin = time.perf_counter()
+    try:
+        detail = check()
+    except Exception as error:  # noqa: BLE001 - any failure is this check failing
+        return CheckResult(name, False, (time.perf_counter() - begin) * 1000, _describe(error))
+    return CheckResult(name, True, (time.perf_counter() - begin) * 1000, detail)
+
+
+def _run_parallel(checks: dict[str, Callable[[], str]], timeout: float) -> HealthReport:
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, len(checks)), thread_name_prefix="health-check"
+    )
+    futures = {name: executor.submit(_timed, name, check) for name, check in checks.items()}
+    started = time.perf_counter()
+    deadline = started + timeout
+    results = []
+    for name, future in futures.items():
+        try:
+            results.append(future.result(timeout=max(0.0, deadline - time.perf_counter())))
+        except concurrent.futures.TimeoutError:
+            latency = (time.perf_counter() - started) * 1000
+            results.append(CheckResult(name, False, latency, f"no answer within {timeout}s"))
+    # A hung check keeps its thread until its own socket timeout; the report does not wait.
+    executor.shutdown(wait=False, cancel_futures=True)
+    for result in results:
+        HEALTH_CHECKS.labels(result.name, "ok" if result.ok else "failed").inc()
+    return HealthReport(tuple(results))
+
+
+def run_checks(settings: Settings, *, runtime: Any = None, timeout: float = 2.0) -> HealthReport:
+    """Readiness: every dependency this worker needs, checked in parallel."""
+    engine = getattr(runtime, "engine", None)
+    redis_client = getattr(runtime, "redis", None)
+    checks: dict[str, Callable[[], str]] = {
+        "broker": lambda: check_broker(settings, timeout),
+        "redis": lambda: check_redis(settings, timeout, redis_client),
+        "postgres": lambda: check_postgres(settings, timeout, engine),
+    }
+    if settings.session_cipher == "vault":
+        checks["vault"] = lambda: check_vault(settings, timeout)
+    if runtime is not None:
+        checks["loop"] = lambda: check_loop(runtime.loop, timeout)
+    return _run_parallel(checks, timeout)
+
+
+def run_liveness(*, runtime: Any = None, timeout: float = 2.0) -> HealthReport:
+    """Liveness: the process answers and, in a worker, its loop thread turns around."""
+    checks: dict[str, Callable[[], str]] = {"process": lambda: "answering"}
+    if runtime is not None:
+        checks["loop"] = lambda: check_loop(runtime.loop, timeout)
+    return _run_parallel(checks, timeout)

@@ -1,0 +1,126 @@
+"""send-message end to end: 1,000 sends exactly once, repeats send nothing, FloodWait."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import text
+
+from integration_service.client import IntegrationClient
+from tests.support.system import Provisioned, SystemUnderTest
+
+TENANT = "tenant-sending"
+RECIPIENTS = 100
+
+
+@pytest.fixture(scope="module")
+def system_overrides() -> dict[str, str]:
+    # Pacing is exercised on its own; here the account limit must not stretch the run.
+    return {"PACE_PER_ACCOUNT_PER_SECOND": "1000"}
+
+
+@pytest.fixture(scope="module")
+def sessions(system: SystemUnderTest) -> list[Provisioned]:
+    made = system.provision(10, tenant_id=TENANT)
+    system.start_worker("send-a")
+    system.start_worker("send-b")
+    return made
+
+
+@pytest.fixture(scope="module")
+def recipients(system: SystemUnderTest) -> list[str]:
+    names = []
+    for i in range(RECIPIENTS):
+        username = f"rcpt{i:03d}x{int(time.time()) % 100000}"
+        system.control.create_user(f"+7988{i:07d}", "Rcpt", username=username)
+        names.append(f"@{username}")
+    return names
+
+
+def delivered(system: SystemUnderTest, sessions: list[Provisioned]) -> list[dict[str, object]]:
+    return [m for s in sessions for m in system.control.messages(sender_id=s.user_id)]
+
+
+def test_1000_sends_exactly_once_and_repeats_send_nothing(
+    system: SystemUnderTest, sessions: list[Provisioned], recipients: list[str]
+) -> None:
+    client = system.client()
+    jobs = [
+        (sessions[i % 10], recipients[(i // 10) % RECIPIENTS], f"bulk {i}", f"bulk-{i}")
+        for i in range(1000)
+    ]
+    handles = [
+        client.send_message(TENANT, s.key.app_id, peer, body, idempotency_key=key)
+        for s, peer, body, key in jobs
+    ]
+    results = [client.wait(h, timeout=180) for h in handles]
+    assert Counter(r["status"] for r in results) == {"sent": 1000}
+    messages = delivered(system, sessions)
+    assert len(messages) == 1000
+    assert len({m["text"] for m in messages}) == 1000
+
+    again = [
+        client.send_message(TENANT, s.key.app_id, peer, body, idempotency_key=key)
+        for s, peer, body, key in jobs
+    ]
+    repeats = [client.wait(h, timeout=180) for h in again]
+    assert all(r["repeated"] and r["status"] == "sent" for r in repeats)
+    first_ids = {r["idempotency_key"]: r["telegram_message_id"] for r in results}
+    assert all(first_ids[r["idempotency_key"]] == r["telegram_message_id"] for r in repeats)
+    assert len(delivered(system, sessions)) == 1000
+    with system.engine.connect() as conn:
+        attempts = dict(
+            conn.execute(
+                text(
+                    "SELECT attempts, count(*) FROM message_outbox WHERE tenant_id = :t "
+                    "AND idempotency_key LIKE 'bulk-%' GROUP BY attempts"
+                ),
+                {"t": TENANT},
+            ).all()
+        )
+    assert attempts == {1: 1000}
+
+
+def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
+    system: SystemUnderTest, sessions: list[Provisioned], recipients: list[str]
+) -> None:
+    client: IntegrationClient = system.client()
+    flooded, others = sessions[0], sessions[1:]
+    system.control.inject_fault(
+        user_id=flooded.user_id, kind="flood_wait", method="messages.sendMessage",
+        seconds=3, count=1,
+    )
+    started = time.time()
+    slow = client.send_message(
+        TENANT, flooded.key.app_id, recipients[0], "after the flood", idempotency_key="flood-1"
+    )
+    quick = [
+        client.send_message(
+            TENANT, s.key.app_id, recipients[1 + i], f"meanwhile {i}",
+            idempotency_key=f"meanwhile-{i}",
+        )
+        for i, s in enumerate(others)
+    ]
+    assert {client.wait(h, timeout=30)["status"] for h in quick} == {"sent"}
+    quick_done = time.time()
+    assert client.wait(slow, timeout=60)["status"] == "sent"
+
+    (flood_message,) = [
+        m for m in system.control.messages(sender_id=flooded.user_id)
+        if m["text"] == "after the flood"
+    ]
+    # Not before Telegram allowed it, and the other sessions did not wait for it.
+    assert float(flood_message["date"]) - started >= 3.0
+    assert quick_done - started < 3.0
+    with system.engine.connect() as conn:
+        tries = conn.execute(
+            text(
+                "SELECT attempts FROM message_outbox WHERE tenant_id = :t "
+                "AND idempotency_key = 'flood-1'"
+            ),
+            {"t": TENANT},
+        ).scalar_one()
+    # The outbox counts both tries: the flooded one and the one that went through.
+    assert tries == 2
