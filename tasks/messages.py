@@ -7,6 +7,7 @@ from typing import Any
 
 from integration_service.celery_app import app
 from integration_service.jobs.session_task import SessionTask
+from integration_service.messaging.pacing import PACE_RESERVED_HEADER
 from integration_service.messaging.send import SendRequest, mark_given_up, send_message
 
 
@@ -31,7 +32,8 @@ def send_message_task(
 ) -> dict[str, Any]:
     request = SendRequest(tenant_id, app_id, peer, text, idempotency_key)
     runtime = self.runtime
-    outcome = send_message(
-        runtime, runtime.outbox, request, pacer=runtime.pacer, task_id=self.request.id
-    )
+    # A retry at its reserved pacing slot sends without reserving another.
+    reserved = bool((getattr(self.request, "headers", None) or {}).get(PACE_RESERVED_HEADER))
+    pacer = None if reserved else runtime.pacer
+    outcome = send_message(runtime, runtime.outbox, request, pacer=pacer, task_id=self.request.id)
     return asdict(outcome)

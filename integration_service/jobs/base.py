@@ -8,6 +8,7 @@ exhausted retries end the job in the dead-letter queue with the reason.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from prometheus_client import Counter, Histogram
 from integration_service.errors import PermanentError, RetryableError
 from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
 from integration_service.jobs.error_mapping import to_service_error
+from integration_service.runtime.forwarding import job_class_of
 
 TASKS_TOTAL = Counter(
     "celery_tasks_total",
@@ -53,8 +55,9 @@ class ServiceTask(Task):
     passthrough: tuple[type[BaseException], ...] = ()
 
     def _queue(self) -> str:
+        """The job class (high/mid/low) for metric labels, also for per-worker queues."""
         delivery = getattr(self.request, "delivery_info", None) or {}
-        return str(delivery.get("routing_key", "") or "").split(".", 1)[0] or "unknown"
+        return job_class_of(delivery.get("routing_key"), "unknown")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -72,7 +75,11 @@ class ServiceTask(Task):
             if isinstance(error, RetryableError) and not isinstance(error, self.never_retry):
                 if self._may_retry(error):
                     status = "retry"
-                    raise self.retry(exc=error, countdown=self._countdown(error)) from None
+                    raise self.retry(
+                        exc=error,
+                        countdown=self._countdown(error),
+                        headers=self._retry_headers(error),
+                    ) from None
             status = "failure"
             self.on_gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
@@ -93,9 +100,23 @@ class ServiceTask(Task):
     def _countdown(self, error: RetryableError) -> float:
         delay = getattr(error, "retry_after", None)
         if delay is None:
-            return backoff_delay(self.request.retries)
-        # A little jitter so deferred jobs do not all come back in the same instant.
-        return float(delay) + random.uniform(0, min(1.0, 0.1 * float(delay) + 0.2))
+            countdown = backoff_delay(self.request.retries)
+        elif getattr(error, "exact", False):
+            # A reserved slot: slots are already spread out, jitter would bunch them.
+            countdown = float(delay)
+        else:
+            # A little jitter so deferred jobs do not all come back in the same instant.
+            countdown = float(delay) + random.uniform(0, min(1.0, 0.1 * float(delay) + 0.2))
+        # RabbitMQ-native delayed delivery counts whole seconds and refuses 0 < x < 1
+        # (the retry would be rejected): round up, never early.
+        return float(math.ceil(countdown)) if countdown > 0 else 0.0
+
+    def _retry_headers(self, error: RetryableError) -> dict[str, Any]:
+        # Headers travel with the job across retries; an error may add its own (a pacing
+        # reservation the retry must honour instead of reserving again).
+        headers = dict(getattr(self.request, "headers", None) or {})
+        headers.update(getattr(error, "retry_headers", None) or {})
+        return headers
 
     def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
         """Hook: the job failed for good; record it in the domain before dead-lettering."""

@@ -64,7 +64,7 @@ class SessionTask(ServiceTask):
             exchange="",
             routing_key=queue.name,
             declare=[queue],
-            headers={HOPS_HEADER: hops},
+            headers={**(getattr(self.request, "headers", None) or {}), HOPS_HEADER: hops},
             retries=self.request.retries,
         )
 

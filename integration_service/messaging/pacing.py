@@ -1,10 +1,14 @@
 """Send pacing in Redis: stay under Telegram's limits so FloodWait stays rare.
 
-Token buckets shared by every worker, checked and taken atomically in one Lua call:
-per chat, per group and per account. Defaults are Telegram's documented limits for
-bots (about one message per second per chat, 20 per minute per group, about 30 per
-second overall; Telegram publishes none for user accounts, so the same values apply).
-A send over the limit is not slept on: the job is retried when a token is due.
+Per chat, per group and per account, shared by every worker. Each bucket is a GCRA
+("virtual scheduling") slot book: a send reserves the next free slot in every bucket in
+one atomic Lua call and learns how long until that slot. A send whose slot is now goes
+at once; a later one is retried at its slot, carrying its reservation, so it is deferred
+exactly once however many sends queue up for one chat (no worker thread sleeps).
+
+Defaults are Telegram's documented limits for bots (about one message per second per
+chat, 20 per minute per group, about 30 per second overall); Telegram publishes none for
+user accounts, so the same values apply unless configured.
 """
 
 from __future__ import annotations
@@ -24,47 +28,42 @@ PACING_DELAYS = Counter(
     ["limit"],
 )
 
-# KEYS: bucket keys. ARGV: now_ms, then (rate_per_ms, capacity) per key.
-# Returns {0} if a token was taken from every bucket, else {wait_ms, index of the bucket}.
-# Nothing is taken unless every bucket has a token, so a refused send costs no budget.
-_TAKE = """
+# KEYS: buckets. ARGV: now_ms, then (interval_ms, tolerance_ms) per bucket.
+# Reserves a slot in every bucket; returns {wait_ms, index of the bucket that set it}.
+_RESERVE = """
 local now = tonumber(ARGV[1])
-local levels = {}
 local worst_wait, worst_index = 0, 0
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
-  local state = redis.call('HMGET', key, 'tokens', 'ts')
-  local tokens = tonumber(state[1]) or capacity
-  local ts = tonumber(state[2]) or now
-  tokens = math.min(capacity, tokens + (now - ts) * rate)
-  levels[i] = tokens
-  if tokens < 1 then
-    local wait = math.ceil((1 - tokens) / rate)
-    if wait > worst_wait then worst_wait, worst_index = wait, i end
-  end
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local wait = tat - tolerance - now
+  if wait > worst_wait then worst_wait, worst_index = wait, i end
+  local new_tat = tat + interval
+  redis.call('SET', key, new_tat, 'PX', math.ceil(new_tat - now + tolerance + interval))
 end
-if worst_wait > 0 then return {worst_wait, worst_index} end
-for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
-  redis.call('HSET', key, 'tokens', levels[i] - 1, 'ts', now)
-  redis.call('PEXPIRE', key, math.ceil(capacity / rate) + 1000)
-end
-return {0, 0}
+return {math.ceil(worst_wait), worst_index}
 """
 
 
+# On a retry: this job's slot is reserved already, send without reserving again.
+PACE_RESERVED_HEADER = "x-pace-reserved"
+
+
 class PacingDelay(RetryableError):
-    """This send would exceed a pacing limit; retry after ``retry_after`` seconds."""
+    """This send's slot is ``retry_after`` seconds away; it is reserved for the retry."""
 
     code = "pacing_delay"
     counts_against_limit = False
+    # Retry at the reserved slot (rounded up), without jitter.
+    exact = True
 
     def __init__(self, retry_after: float, limit: str) -> None:
         super().__init__(f"paced by the {limit} limit for {retry_after:.2f}s")
         self.retry_after = retry_after
         self.limit = limit
+        self.retry_headers = {PACE_RESERVED_HEADER: 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,34 +73,43 @@ class PacingLimits:
     per_account_per_second: float = 30.0
 
 
+def _bucket(name: str, key: str, per_second: float, burst: float) -> tuple[str, str, float, float]:
+    interval = 1000.0 / per_second
+    return (name, key, interval, interval * max(0.0, burst - 1))
+
+
 class Pacer:
+    # A slot this close is taken at once rather than paid for with a retry.
+    NOW_MS = 50
+
     def __init__(self, client: redis.Redis, limits: PacingLimits) -> None:
         self._redis = client
         self.limits = limits
-        self._take = client.register_script(_TAKE)
+        self._reserve = client.register_script(_RESERVE)
 
-    def take(self, key: SessionKey, peer: str, *, is_group: bool) -> None:
-        """Take one send from every applicable bucket, or raise PacingDelay."""
+    def reserve(self, key: SessionKey, peer: str, *, is_group: bool) -> None:
+        """Reserve this send's slot in every bucket; PacingDelay if it is not now."""
         session = f"{key.tenant_id}:{key.app_id}"
-        buckets: list[tuple[str, str, float, float]] = [
-            (
+        limits = self.limits
+        buckets = [
+            _bucket(
                 "account",
                 f"pace:account:{session}",
-                self.limits.per_account_per_second / 1000,
-                max(1.0, self.limits.per_account_per_second),
+                limits.per_account_per_second,
+                limits.per_account_per_second,
             ),
-            ("chat", f"pace:chat:{session}:{peer}", self.limits.per_chat_per_second / 1000, 1.0),
+            _bucket("chat", f"pace:chat:{session}:{peer}", limits.per_chat_per_second, 1),
         ]
         if is_group:
-            per_minute = self.limits.per_group_per_minute
+            per_minute = limits.per_group_per_minute
             buckets.append(
-                ("group", f"pace:group:{session}:{peer}", per_minute / 60_000, max(1.0, per_minute))
+                _bucket("group", f"pace:group:{session}:{peer}", per_minute / 60, per_minute)
             )
         args: list[float] = [int(time.time() * 1000)]
-        for _name, _key, rate, capacity in buckets:
-            args.extend((rate, capacity))
-        wait_ms, index = self._take(keys=[b[1] for b in buckets], args=args)
-        if int(wait_ms) > 0:
+        for _name, _key, interval, tolerance in buckets:
+            args.extend((interval, tolerance))
+        wait_ms, index = self._reserve(keys=[b[1] for b in buckets], args=args)
+        if int(wait_ms) > self.NOW_MS:
             limit = buckets[int(index) - 1][0]
             PACING_DELAYS.labels(limit=limit).inc()
             raise PacingDelay(int(wait_ms) / 1000, limit)

@@ -146,7 +146,7 @@ def send_message(
             input_peer = active.call(lambda client: _input_peer(client, peer))
             if pacer is not None:
                 is_group = isinstance(input_peer, types.InputPeerChat | types.InputPeerChannel)
-                pacer.take(key, str(peer), is_group=is_group)
+                pacer.reserve(key, str(peer), is_group=is_group)
             outbox.note_attempt(entry.id)
             message_id = active.call(lambda client: _send(client, input_peer, text, random_id))
     except tg.RandomIdDuplicateError:

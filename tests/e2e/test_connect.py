@@ -45,7 +45,9 @@ def test_qr_login_without_2fa(system: SystemUnderTest, client: IntegrationClient
     assert started["state"] == "qr_pending"
     assert started["qr_url"].startswith("tg://login?token=")
     assert base64.b64decode(started["qr_png_base64"]).startswith(b"\x89PNG")
-    system.control.call("POST", "/qr/approve", {"token": qr_token(started["qr_url"]), "phone": phone})
+    system.control.call(
+        "POST", "/qr/approve", {"token": qr_token(started["qr_url"]), "phone": phone}
+    )
     status = client.wait_for_state(TENANT, "qr-plain", {"authorized", "failed"}, timeout=30)
     assert status.state == "authorized", status
     assert status.login["method"] == "qr"
@@ -57,7 +59,9 @@ def test_qr_login_with_2fa(system: SystemUnderTest, client: IntegrationClient) -
     phone = random_phone()
     system.control.create_user(phone, "Qr2", password="correct horse")
     started = client.wait(client.start_qr_login(TENANT, "qr-2fa"), timeout=30)
-    system.control.call("POST", "/qr/approve", {"token": qr_token(started["qr_url"]), "phone": phone})
+    system.control.call(
+        "POST", "/qr/approve", {"token": qr_token(started["qr_url"]), "phone": phone}
+    )
     status = client.wait_for_state(TENANT, "qr-2fa", {"password_required", "failed"}, timeout=30)
     assert status.state == "password_required", status
     wrong = client.wait(client.submit_password(TENANT, "qr-2fa", "battery staple"), timeout=30)

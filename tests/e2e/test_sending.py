@@ -89,8 +89,11 @@ def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
     client: IntegrationClient = system.client()
     flooded, others = sessions[0], sessions[1:]
     system.control.inject_fault(
-        user_id=flooded.user_id, kind="flood_wait", method="messages.sendMessage",
-        seconds=3, count=1,
+        user_id=flooded.user_id,
+        kind="flood_wait",
+        method="messages.sendMessage",
+        seconds=3,
+        count=1,
     )
     started = time.time()
     slow = client.send_message(
@@ -98,7 +101,10 @@ def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
     )
     quick = [
         client.send_message(
-            TENANT, s.key.app_id, recipients[1 + i], f"meanwhile {i}",
+            TENANT,
+            s.key.app_id,
+            recipients[1 + i],
+            f"meanwhile {i}",
             idempotency_key=f"meanwhile-{i}",
         )
         for i, s in enumerate(others)
@@ -108,7 +114,8 @@ def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
     assert client.wait(slow, timeout=60)["status"] == "sent"
 
     (flood_message,) = [
-        m for m in system.control.messages(sender_id=flooded.user_id)
+        m
+        for m in system.control.messages(sender_id=flooded.user_id)
         if m["text"] == "after the flood"
     ]
     # Not before Telegram allowed it, and the other sessions did not wait for it.
@@ -124,3 +131,27 @@ def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
         ).scalar_one()
     # The outbox counts both tries: the flooded one and the one that went through.
     assert tries == 2
+
+
+def test_pacing_spaces_sends_to_one_chat(
+    system: SystemUnderTest, sessions: list[Provisioned], recipients: list[str]
+) -> None:
+    """Six sends to one chat at once go out about a second apart, not in a burst."""
+    client = system.client()
+    sender = sessions[3]
+    handles = [
+        client.send_message(
+            TENANT, sender.key.app_id, recipients[-1], f"paced {i}", idempotency_key=f"paced-{i}"
+        )
+        for i in range(6)
+    ]
+    assert {client.wait(h, timeout=60)["status"] for h in handles} == {"sent"}
+    times = sorted(
+        float(m["date"])
+        for m in system.control.messages(sender_id=sender.user_id)
+        if str(m["text"]).startswith("paced ")
+    )
+    assert len(times) == 6
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # Telegram's limit is one message per second per chat (emulator times have 1 ms grain).
+    assert min(gaps) >= 0.95, gaps
