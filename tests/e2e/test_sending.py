@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 
@@ -152,6 +153,6 @@ def test_pacing_spaces_sends_to_one_chat(
         if str(m["text"]).startswith("paced ")
     )
     assert len(times) == 6
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # Telegram's limit is one message per second per chat (emulator times have 1 ms grain).
     assert min(gaps) >= 0.95, gaps

@@ -18,7 +18,7 @@ class EmulatorControl:
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - the emulator on loopback
             self.base_url + path,
             data=data,
             method=method,

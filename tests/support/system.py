@@ -14,8 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +112,7 @@ class SystemUnderTest:
         self, name: str, queues: str = "high,mid,low", concurrency: int = 8, **env: str
     ) -> WorkerProcess:
         log_path = self.state_dir / f"worker-{name}-{len(self._workers)}.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+        log = open(log_path, "wb")
         process = subprocess.Popen(
             celery_worker_args(name, queues, concurrency),
             env={**os.environ, **self.env, **env},
@@ -149,11 +147,17 @@ class SystemUnderTest:
     def start_beat(self, name: str) -> WorkerProcess:
         """A celery beat process (its leader lease decides whether it sends anything)."""
         log_path = self.state_dir / f"beat-{name}.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+        log = open(log_path, "wb")
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "integration_service.celery_app", "beat",
-                f"--schedule={self.state_dir / f'beat-{name}.db'}", "--loglevel=INFO",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "integration_service.celery_app",
+                "beat",
+                f"--schedule={self.state_dir / f'beat-{name}.db'}",
+                "--loglevel=INFO",
             ],
             env={**os.environ, **self.env},
             stdout=log,
