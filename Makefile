@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STATE_DIR ?= .state
 export STATE_DIR
 
-.PHONY: help setup services migrate worker worker-high worker-bulk beat flower emulator run \
+.PHONY: help setup services migrate worker worker-high worker-bulk beat flower emulator run demo \
         test lint mypy format bench clean
 
 help:
@@ -51,14 +51,11 @@ flower: setup ## the operators' dashboard on 127.0.0.1:5555
 emulator: setup ## the local Telegram emulator on 127.0.0.1:8443
 	$(BIN)/integration-service emulator --host 127.0.0.1 --port 8443 --state-dir $(STATE_DIR)/emulator
 
-run: migrate ## start the whole system on local defaults
-	@mkdir -p $(STATE_DIR)
-	@# Flower's credentials: FLOWER_BASIC_AUTH, else a random pair kept in .state (0600).
-	@[ -s $(STATE_DIR)/flower-auth ] || (umask 077; $(BIN)/python -c \
-		'import secrets; print("operator:" + secrets.token_urlsafe(12))' > $(STATE_DIR)/flower-auth)
-	@echo "Flower: http://127.0.0.1:$${FLOWER_PORT:-5555} (credentials in $(STATE_DIR)/flower-auth)"
-	FLOWER_BASIC_AUTH="$${FLOWER_BASIC_AUTH:-$$(cat $(STATE_DIR)/flower-auth)}" \
-		$(BIN)/honcho -d . -f deploy/local/Procfile start
+run: setup services ## start the whole system on local defaults (Ctrl-C stops it)
+	$(BIN)/integration-service run --state-dir $(STATE_DIR)
+
+demo: setup ## against a running `make run`: connect accounts, send, validate, report
+	$(BIN)/python -m integration_service.devserver.demo --state-dir $(STATE_DIR)
 
 test: setup ## run the test suite against the real local services
 	bash deploy/local/services.sh --openbao

@@ -30,8 +30,11 @@ def validate_session_task(self: ValidationTask, *, tenant_id: str, app_id: str) 
 
 
 @app.task(name="tasks.validation.sweep", base=ServiceTask, bind=True)
-def sweep(self: ServiceTask) -> dict[str, Any]:
-    """Enqueue validation of every session idle past SESSION_STALE_THRESHOLD."""
+def sweep(self: ServiceTask, *, stale_after: float | None = None) -> dict[str, Any]:
+    """Enqueue validation of every session idle past SESSION_STALE_THRESHOLD.
+
+    ``stale_after`` overrides the threshold for one sweep (an operator's "check all now").
+    """
     runtime = get_runtime()
     settings = runtime.settings
 
@@ -42,7 +45,7 @@ def sweep(self: ServiceTask) -> dict[str, Any]:
         runtime.engine,
         runtime.redis,
         enqueue,
-        stale_after=settings.session_stale_threshold,
+        stale_after=settings.session_stale_threshold if stale_after is None else stale_after,
         batch_size=settings.validation_batch_size,
         pending_ttl=settings.session_validation_interval,
     )

@@ -6,6 +6,7 @@ import click
 
 from integration_service.cli.database import migrate
 from integration_service.cli.emulator import emulator
+from integration_service.cli.run import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,5 +17,6 @@ def main() -> None:
 
 main.add_command(emulator)
 main.add_command(migrate)
+main.add_command(run)
 
 __all__ = ["main"]

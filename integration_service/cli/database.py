@@ -9,15 +9,20 @@ import click
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@click.command()
-@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
-def migrate(revision: str) -> None:
-    """Apply Alembic migrations to DATABASE_URL."""
+def upgrade(revision: str) -> None:
     from alembic.config import Config
 
     from alembic import command
 
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    config.attributes["configure_logger"] = False
     command.upgrade(config, revision)
+
+
+@click.command()
+@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+def migrate(revision: str) -> None:
+    """Apply Alembic migrations to DATABASE_URL."""
+    upgrade(revision)
     click.echo(f"database at {revision}")

@@ -1,0 +1,86 @@
+"""Run the planned processes under honcho and report once everything is healthy.
+
+honcho supervises (start, multiplexed output, stop on Ctrl-C or when one process dies);
+this module only plans, waits for readiness endpoints and prints where things listen.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import honcho.manager
+
+from integration_service.devserver.processes import Ports, Process
+
+# Workers finish their jobs and release every lease on SIGTERM (warm shutdown); give them
+# time before honcho escalates to SIGKILL.
+honcho.manager.KILL_WAIT = 30
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def wait_until_ready(
+    processes: list[Process], *, emulator_json: Path | None, timeout: float = 120.0
+) -> bool:
+    deadline = time.monotonic() + timeout
+    pending = [p.ready_url for p in processes if p.ready_url]
+    while time.monotonic() < deadline:
+        pending = [url for url in pending if not _ready(url)]
+        emulator_up = emulator_json is None or emulator_json.exists()
+        if not pending and emulator_up:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def summary(processes: list[Process], ports: Ports, emulator_json: Path | None) -> str:
+    lines = ["", "integration-service is up:"]
+    if emulator_json is not None and emulator_json.exists():
+        info = json.loads(emulator_json.read_text())
+        lines.append(
+            f"  emulator     mtproto {info['host']}:{info['port']}, control {info['control_url']}"
+        )
+    for p in processes:
+        if p.name == "emulator":
+            continue
+        where = p.ready_url.rsplit("/health", 1)[0] if p.ready_url else ""
+        extra = f" (metrics {where}/metrics)" if p.name != "flower" else ""
+        lines.append(f"  {p.name:<12} {where}{extra} - {p.description}")
+    lines.append("  Press Ctrl-C to stop everything (leases are released on the way out).")
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    processes: list[Process],
+    ports: Ports,
+    *,
+    emulator_json: Path | None,
+    env: dict[str, str],
+    announce: Callable[[str], None],
+) -> int:
+    manager = honcho.manager.Manager()
+    for process in processes:
+        command = shlex.join(process.argv)
+        manager.add_process(process.name, command, env={**env, **process.env})
+
+    def report() -> None:
+        if wait_until_ready(processes, emulator_json=emulator_json):
+            announce(summary(processes, ports, emulator_json))
+        else:
+            announce("integration-service: some components did not become ready in time\n")
+
+    threading.Thread(target=report, name="readiness", daemon=True).start()
+    manager.loop()
+    return int(manager.returncode or 0)
