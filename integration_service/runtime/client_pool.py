@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter, Gauge, Histogram
 from telethon import TelegramClient
 
+from integration_service.circuit import CircuitBreaker
 from integration_service.errors import RetryableError
 from integration_service.leases import Lease
 from integration_service.store import SessionKey
-from integration_service.telegram.circuit import CircuitBreaker
 from integration_service.telegram.client_factory import ClientFactory, LazyClientFactory
 
 GET_CLIENT_LATENCY = Histogram(

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.store.errors import to_store_error
+from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
 
 _COLUMNS = (
@@ -64,8 +65,9 @@ def _entry(m: RowMapping) -> OutboxEntry:
 class OutboxStore:
     """Claim, read and finish outbox rows."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, guard: DatabaseGuard | None = None) -> None:
         self._engine = engine
+        self._guard = guard or DatabaseGuard()
 
     def claim(
         self,
@@ -88,7 +90,7 @@ class OutboxStore:
             "task_id": task_id,
         }
         try:
-            with self._engine.begin() as conn:
+            with self._guard.call(), self._engine.begin() as conn:
                 row = (
                     conn.execute(
                         text(
@@ -112,7 +114,7 @@ class OutboxStore:
         """Count one attempt to reach Telegram; made under the session's lease, so the
         count is the number of times the send was really tried (exactly-once audits)."""
         try:
-            with self._engine.begin() as conn:
+            with self._guard.call(), self._engine.begin() as conn:
                 conn.execute(
                     text("UPDATE message_outbox SET attempts = attempts + 1 WHERE id = :id"),
                     {"id": entry_id},
@@ -131,7 +133,7 @@ class OutboxStore:
     ) -> OutboxEntry:
         """Move a queued row to ``sent`` or ``failed``; a finished row is returned as is."""
         try:
-            with self._engine.begin() as conn:
+            with self._guard.call(), self._engine.begin() as conn:
                 conn.execute(
                     text(
                         "UPDATE message_outbox SET status = :status, telegram_message_id = "
@@ -162,7 +164,7 @@ class OutboxStore:
 
     def get(self, key: SessionKey, idempotency_key: str) -> OutboxEntry | None:
         try:
-            with self._engine.connect() as conn:
+            with self._guard.call(), self._engine.connect() as conn:
                 row = (
                     conn.execute(
                         text(
@@ -181,7 +183,7 @@ class OutboxStore:
     def count_by_status(self, tenant_id: str | None = None) -> dict[str, int]:
         where = "WHERE tenant_id = :t" if tenant_id is not None else ""
         try:
-            with self._engine.connect() as conn:
+            with self._guard.call(), self._engine.connect() as conn:
                 rows = conn.execute(
                     text(f"SELECT status, count(*) FROM message_outbox {where} GROUP BY status"),
                     {"t": tenant_id},

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.errors import PermanentError
 from integration_service.store.errors import to_store_error
+from integration_service.store.guard import DatabaseGuard
 from integration_service.store.metrics import SAVE_ATTEMPTS, SAVE_DURATION, SAVE_ERRORS
 from integration_service.store.records import (
     SessionEvent,
@@ -73,16 +74,18 @@ def _row(mapping: RowMapping) -> SessionRow:
 class SessionStore:
     """Save, read and list sessions; record their state transitions."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, guard: DatabaseGuard | None = None) -> None:
         self._engine = engine
+        self._guard = guard or DatabaseGuard()
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as error:
-            raise to_store_error(error, operation) from None
+        with self._guard.call():
+            try:
+                with self._engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as error:
+                raise to_store_error(error, operation) from None
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
         """Register a tenant (idempotent); sessions may only belong to known tenants."""
@@ -112,15 +115,16 @@ class SessionStore:
             "error_details": material.error_details,
         }
         started = time.perf_counter()
-        try:
-            with self._engine.begin() as conn:
-                session_id = conn.execute(_UPSERT, params).scalar_one()
-        except SQLAlchemyError as error:
-            wrapped = to_store_error(error, f"save session {material.key}")
-            SAVE_ATTEMPTS.labels(status="failed").inc()
-            SAVE_DURATION.labels(status="failed").observe(time.perf_counter() - started)
-            SAVE_ERRORS.labels(error_type=wrapped.error_code.value).inc()
-            raise wrapped from None
+        with self._guard.call():
+            try:
+                with self._engine.begin() as conn:
+                    session_id = conn.execute(_UPSERT, params).scalar_one()
+            except SQLAlchemyError as error:
+                wrapped = to_store_error(error, f"save session {material.key}")
+                SAVE_ATTEMPTS.labels(status="failed").inc()
+                SAVE_DURATION.labels(status="failed").observe(time.perf_counter() - started)
+                SAVE_ERRORS.labels(error_type=wrapped.error_code.value).inc()
+                raise wrapped from None
         SAVE_ATTEMPTS.labels(status="success").inc()
         SAVE_DURATION.labels(status="success").observe(time.perf_counter() - started)
         return uuid.UUID(str(session_id))

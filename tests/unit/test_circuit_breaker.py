@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration_service.telegram.circuit import CircuitBreaker, CircuitOpen
+from integration_service.circuit import CircuitBreaker, CircuitOpen
 
 
 class Clock:
@@ -55,3 +55,28 @@ def test_unrelated_failure_does_not_count() -> None:
     breaker.released()
     breaker.before_connect()
     assert not breaker.is_open
+
+
+def test_database_guard_counts_only_connection_failures(settings: object) -> None:
+    """A real unreachable database trips the guard; then calls fail fast without trying."""
+    import socket
+
+    from integration_service.store import SessionKey, SessionStore, StoreUnavailable, build_engine
+    from integration_service.store.guard import DatabaseGuard
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing"
+    engine = build_engine(settings.model_copy(update={"database_url": url}))  # type: ignore[attr-defined]
+    guard = DatabaseGuard(CircuitBreaker("database", threshold=2, cooldown=30))
+    store = SessionStore(engine, guard=guard)
+    try:
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable):
+                store.get(SessionKey("t", "a"))
+        with pytest.raises(CircuitOpen) as caught:
+            store.get(SessionKey("t", "a"))
+        assert caught.value.retry_after > 0
+    finally:
+        engine.dispose()

@@ -1,9 +1,9 @@
-"""A circuit breaker for connections to one Telegram data centre.
+"""A circuit breaker for a dependency: a Telegram data centre, the database.
 
-After ``threshold`` consecutive failed connects the circuit opens: connects fail at once
-with a retry time (jittered) instead of hammering a data centre that is down, and
-queued jobs come back later rather than all at once. After the cool-down one trial
-connect is let through (half-open); its success closes the circuit.
+After ``threshold`` consecutive failures the circuit opens: calls fail at once with a
+retry time (jittered) instead of hammering a dependency that is down, and queued jobs
+come back later rather than all at once. After the cool-down one trial call is let
+through (half-open); its success closes the circuit.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from prometheus_client import Counter, Gauge
 
 from integration_service.errors import RetryableError
 
-CIRCUIT_OPEN = Gauge("telegram_circuit_open", "1 while the connect circuit is open.")
-CIRCUIT_TRIPS = Counter("telegram_circuit_trips_total", "Times the connect circuit opened.")
+CIRCUIT_OPEN = Gauge("circuit_open", "1 while the named circuit is open.", ["circuit"])
+CIRCUIT_TRIPS = Counter("circuit_trips_total", "Times the named circuit opened.", ["circuit"])
 
 
 class CircuitOpen(RetryableError):
-    """Connects to Telegram are paused after repeated failures; retry after ``retry_after``."""
+    """Calls to a dependency are paused after repeated failures; retry after ``retry_after``."""
 
     code = "circuit_open"
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"Telegram connects paused for {retry_after:.1f}s after failures")
+    def __init__(self, name: str, retry_after: float) -> None:
+        super().__init__(f"{name} calls paused for {retry_after:.1f}s after repeated failures")
         self.retry_after = retry_after
 
 
@@ -35,12 +35,14 @@ class CircuitBreaker:
 
     def __init__(
         self,
+        name: str = "telegram",
         *,
         threshold: int = 5,
         cooldown: float = 10.0,
         max_cooldown: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.name = name
         self._threshold = threshold
         self._base_cooldown = cooldown
         self._max_cooldown = max_cooldown
@@ -58,17 +60,19 @@ class CircuitBreaker:
         """Raise CircuitOpen while open; let one trial through once the cool-down ends."""
         now = self._clock()
         if now < self._open_until:
-            raise CircuitOpen(self._open_until - now + random.uniform(0, self._cooldown / 2))
+            raise CircuitOpen(
+                self.name, self._open_until - now + random.uniform(0, self._cooldown / 2)
+            )
         if self._failures >= self._threshold:
             if self._trial_running:
-                raise CircuitOpen(random.uniform(1.0, self._cooldown))
+                raise CircuitOpen(self.name, random.uniform(1.0, self._cooldown))
             self._trial_running = True
 
     def succeeded(self) -> None:
         self._failures = 0
         self._cooldown = self._base_cooldown
         self._trial_running = False
-        CIRCUIT_OPEN.set(0)
+        CIRCUIT_OPEN.labels(circuit=self.name).set(0)
 
     def released(self) -> None:
         """The attempt ended for a reason unrelated to the data centre's health."""
@@ -79,8 +83,8 @@ class CircuitBreaker:
         self._trial_running = False
         if self._failures >= self._threshold:
             if self._open_until <= self._clock():
-                CIRCUIT_TRIPS.inc()
+                CIRCUIT_TRIPS.labels(circuit=self.name).inc()
             self._open_until = self._clock() + self._cooldown
             # Each failed trial doubles the pause, up to the maximum.
             self._cooldown = min(self._max_cooldown, self._cooldown * 2)
-            CIRCUIT_OPEN.set(1)
+            CIRCUIT_OPEN.labels(circuit=self.name).set(1)
