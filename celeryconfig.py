@@ -51,6 +51,8 @@ task_acks_on_failure = True
 task_acks_on_timeout = True
 worker_prefetch_multiplier = 1
 worker_detect_quorum_queues = True
+# Undecodable messages are dead-lettered instead of acknowledged away.
+worker_consumer = "integration_service.runtime.consumer:DeadLetteringConsumer"
 # Countdowns (FloodWait retries) on quorum queues use RabbitMQ-native delayed delivery.
 broker_native_delayed_delivery_queue_type = "quorum"
 

@@ -24,9 +24,13 @@ class OwnedElsewhere(Exception):
 
 
 class OwnershipContended(RetryableError):
-    """The lease changed hands while we looked; try the job again shortly."""
+    """The lease changed hands while we looked (or is in quarantine); try again shortly."""
 
     code = "lease_contended"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass

@@ -20,12 +20,19 @@ from telethon import TelegramClient
 
 from integration_service.crypto import SessionCipher, build_cipher
 from integration_service.errors import PermanentError
-from integration_service.leases import Lease, LeaseHeartbeat, LeaseManager, WorkerLiveness
+from integration_service.leases import (
+    Lease,
+    LeaseHeartbeat,
+    LeaseManager,
+    LeaseUnavailable,
+    WorkerLiveness,
+)
+from integration_service.leases.generation import LeaseGeneration
 from integration_service.messaging.pacing import Pacer, PacingLimits
 from integration_service.runtime.client_pool import ClientPool, PooledClient
 from integration_service.runtime.forwarding import worker_queue_prefix
 from integration_service.runtime.loop_thread import LoopThread
-from integration_service.runtime.ownership import SessionOwnership
+from integration_service.runtime.ownership import OwnershipContended, SessionOwnership
 from integration_service.sessions.state_machine import TERMINAL
 from integration_service.settings import Settings
 from integration_service.store import SessionKey, SessionRow, SessionStore, build_engine
@@ -122,6 +129,8 @@ class SessionRuntime:
             key_prefix=key_prefix,
         )
         self.ownership = SessionOwnership(self.leases, self.liveness)
+        self.generation = LeaseGeneration(self.redis, key_prefix=key_prefix)
+        self._generation_id: str | None = None
         self.heartbeat = LeaseHeartbeat(
             self.leases,
             interval=settings.session_lock_heartbeat,
@@ -137,6 +146,7 @@ class SessionRuntime:
         )
         self.loop = LoopThread(name=f"telethon-loop[{worker_id}]")
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._touched: dict[SessionKey, float] = {}
         self._background: set[Any] = set()
 
@@ -144,13 +154,16 @@ class SessionRuntime:
 
     def start(self) -> None:
         self.liveness.beat()
+        self._generation_id = self.generation.current().id
         self.loop.start()
         self.loop.run(self._start_on_loop(), timeout=10)
         logger.info("session_runtime_started", worker=self.worker_id)
 
     async def _start_on_loop(self) -> None:
         self.heartbeat.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep_idle())
+        self._watcher = loop.create_task(self._watch_generation())
 
     def stop(self) -> None:
         """Disconnect every client, release every lease, retire the liveness key."""
@@ -163,8 +176,9 @@ class SessionRuntime:
         logger.info("session_runtime_stopped", worker=self.worker_id)
 
     async def _stop_on_loop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._watcher):
+            if task is not None:
+                task.cancel()
         await self.pool.close_all()
         await self.heartbeat.stop(release=True)
 
@@ -176,6 +190,20 @@ class SessionRuntime:
                 await self.pool.evict_idle()
             except Exception:
                 logger.exception("idle_eviction_failed")
+
+    async def _watch_generation(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.session_lock_heartbeat)
+            try:
+                current = await loop.run_in_executor(None, self.generation.current)
+            except LeaseUnavailable:
+                continue  # the heartbeat handles unreachable Redis by lease deadlines
+            if current.id != self._generation_id:
+                logger.warning("redis_lost_leases", held=len(self.pool), worker=self.worker_id)
+                self._generation_id = current.id
+                # Every lease vanished with the data: stop driving every session now.
+                await self.pool.close_all("redis_reset")
 
     # Leases ---------------------------------------------------------------------------
 
@@ -256,29 +284,45 @@ class SessionRuntime:
         row = self.store.require(key)
         if row.state in TERMINAL:
             raise SessionTerminated(row.state, "stored state")
-        with self.lease(key, min_epoch=row.lease_epoch, keep=True) as lease:
+        with self.lease(key, row=row, keep=True) as lease:
             material = self._decrypt(row)
             timeout = self.settings.telegram_connect_timeout + 5
             return self.loop.run(self.pool.checkout(key, lease, material), timeout=timeout)
 
     @contextmanager
-    def lease(self, key: SessionKey, *, min_epoch: int = 0, keep: bool = False) -> Iterator[Lease]:
+    def lease(
+        self, key: SessionKey, *, row: SessionRow | None = None, keep: bool = False
+    ) -> Iterator[Lease]:
         """Hold ``key``'s lease for a block: ours already, or claimed for the block.
 
         With ``keep`` the lease stays held (and heart-beaten) after a successful block, as
         it must while a client is warm; otherwise one claimed here is released at the end.
         A failing block always gives back a lease it claimed, so no lease outlives its use.
+        ``row`` (the stored session, if read already) gives the epoch floor and says whether
+        the last owner held the session in another Redis data set.
         """
         warm = self.pool.peek(key)
         if warm is not None and self.holds(warm.lease):
             yield warm.lease
             return
+        min_epoch = row.lease_epoch if row is not None else 0
+        generation = self.generation.current()
+        if row is not None and row.lease_epoch > 0 and row.lease_generation != generation.id:
+            # Its last owner held it in a Redis data set that is gone: wait until any such
+            # owner has noticed (one heartbeat) and disconnected before driving it here.
+            wait = generation.quarantine_left(self.settings.session_lock_heartbeat + 1)
+            if wait > 0:
+                raise OwnershipContended(
+                    f"leases of {key} were reset; waiting for old owners", retry_after=wait
+                )
         started = time.monotonic()
         claimed = self.ownership.claim(key, min_epoch=min_epoch)
         self.heartbeat.track(claimed, acquired_at=started)
         try:
-            if claimed.epoch > min_epoch:
-                self.store.claim_epoch(key, claimed.epoch)
+            if claimed.epoch > min_epoch or (
+                row is not None and row.lease_generation != generation.id
+            ):
+                self.store.claim_epoch(key, claimed.epoch, generation.id)
             yield claimed
         except BaseException:
             self._give_back(claimed)

@@ -76,7 +76,7 @@ def begin_login(
         if row.state in sm.FINAL:
             raise SessionTerminated(row.state, "stored state")
         sm.check(row.state, target_state)
-    with runtime.lease(key, min_epoch=row.lease_epoch if row else 0, keep=True) as lease:
+    with runtime.lease(key, row=row, keep=True) as lease:
         if row is None:
             runtime.store.save(SessionMaterial(key, kind, sm.NEW, lease.epoch))  # type: ignore[arg-type]
         return runtime.open_login_client(key, lease, receive_updates=receive_updates)

@@ -39,8 +39,8 @@ def record_terminal(
     runtime: SessionRuntime, key: SessionKey, error: SessionTerminated, task_id: str | None
 ) -> None:
     """Persist a terminal state under our lease, then drop the client."""
-    with runtime.lease(key) as lease:
-        row = runtime.store.require(key)
+    row = runtime.store.require(key)
+    with runtime.lease(key, row=row) as lease:
         if row.state != error.state:
             sm.transition(
                 runtime.store,

@@ -74,6 +74,8 @@ class SessionRow:
     last_activity_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # The Redis data set the last lease was taken in (see leases/generation.py).
+    lease_generation: str | None = None
 
     def __repr__(self) -> str:
         return (

@@ -34,7 +34,7 @@ _UPSERT = text(
 _SESSION_COLUMNS = (
     "id, tenant_id, app_id, kind, state, session_string_enc, key_id, api_key_alias, "
     "telegram_user_id, dc_id, lease_epoch, fingerprint, auth_error, error_details, "
-    "last_activity_at, created_at, updated_at"
+    "last_activity_at, created_at, updated_at, lease_generation"
 )
 
 
@@ -68,6 +68,7 @@ def _row(mapping: RowMapping) -> SessionRow:
         last_activity_at=mapping["last_activity_at"],
         created_at=mapping["created_at"],
         updated_at=mapping["updated_at"],
+        lease_generation=mapping["lease_generation"],
     )
 
 
@@ -258,7 +259,7 @@ class SessionStore:
                 {"tenant_id": key.tenant_id, "app_id": key.app_id},
             )
 
-    def claim_epoch(self, key: SessionKey, lease_epoch: int) -> bool:
+    def claim_epoch(self, key: SessionKey, lease_epoch: int, generation: str | None = None) -> bool:
         """Raise the stored epoch to a newly acquired lease's epoch (the fence).
 
         From this commit on, every write of an older owner is refused, even one the new
@@ -267,10 +268,16 @@ class SessionStore:
         with self._transaction(f"claim epoch {key}") as conn:
             moved = conn.execute(
                 text(
-                    "UPDATE telegram_sessions SET lease_epoch = :epoch "
+                    "UPDATE telegram_sessions SET lease_epoch = :epoch, "
+                    "lease_generation = COALESCE(:generation, lease_generation) "
                     "WHERE tenant_id = :tenant_id AND app_id = :app_id AND lease_epoch < :epoch"
                 ),
-                {"epoch": lease_epoch, "tenant_id": key.tenant_id, "app_id": key.app_id},
+                {
+                    "epoch": lease_epoch,
+                    "generation": generation,
+                    "tenant_id": key.tenant_id,
+                    "app_id": key.app_id,
+                },
             )
         return bool(moved.rowcount)
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ from tests.support.processes import celery_worker_args, stop_process, wait_for
 E2E_REDIS_DB = 11
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass(frozen=True)
 class Provisioned:
     key: SessionKey
@@ -55,6 +62,14 @@ class WorkerProcess:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int = 0
+
+    def metrics(self) -> str:
+        """The worker's Prometheus exposition (its /metrics endpoint)."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as answer:
+            return str(answer.read().decode())
 
     @property
     def worker_id(self) -> str:
@@ -113,14 +128,15 @@ class SystemUnderTest:
     ) -> WorkerProcess:
         log_path = self.state_dir / f"worker-{name}-{len(self._workers)}.log"
         log = open(log_path, "wb")
+        metrics_port = free_port()
         process = subprocess.Popen(
             celery_worker_args(name, queues, concurrency),
-            env={**os.environ, **self.env, **env},
+            env={**os.environ, **self.env, "METRICS_PORT": str(metrics_port), **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        worker = WorkerProcess(name, process, log_path)
+        worker = WorkerProcess(name, process, log_path, metrics_port)
         self._workers.append(worker)
         own_queue = f"{worker_queue_prefix(worker.worker_id)}.mid"
         try:
