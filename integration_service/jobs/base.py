@@ -8,6 +8,7 @@ exhausted retries end the job in the dead-letter queue with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -67,7 +68,8 @@ class ServiceTask(Task):
         except (Retry, Reject, Ignore):
             status = "retry"
             raise
-        except Exception as raw:
+        except (Exception, asyncio.CancelledError) as raw:
+            # CancelledError: a Telegram call cancelled with its dropped connection.
             if isinstance(raw, self.passthrough):
                 status = "forwarded"
                 raise

@@ -8,6 +8,7 @@ state they imply, which validation and every job use to stop the session for goo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 
 from telethon import errors as tg
@@ -75,6 +76,17 @@ _GENERIC = {
 }
 
 
+_CONNECTION_TROUBLE = (
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    EOFError,  # asyncio.IncompleteReadError: the server closed mid-answer
+    asyncio.CancelledError,
+    concurrent.futures.CancelledError,
+    tg.InvalidBufferError,  # a transport-level error code instead of an answer
+)
+
+
 def rpc_message(error: BaseException) -> str:
     """Telegram's error string: Telethon keeps only a generic one on its own classes
     (``UNAUTHORIZED``), so for those it is rebuilt from the class name."""
@@ -98,6 +110,9 @@ def classify_telethon(error: BaseException) -> ServiceError | None:
             f"Telegram refused the request: {rpc_message(error)}",
             code=rpc_message(error).lower(),
         )
-    if isinstance(error, ConnectionError | TimeoutError | asyncio.TimeoutError | OSError):
+    if isinstance(error, _CONNECTION_TROUBLE):
+        # The connection dropped under the call (or the call was cancelled with it): the
+        # request may or may not have reached Telegram; the job retries with the same
+        # random_id, so a send that did arrive is deduplicated.
         return TelegramUnavailable(f"connection to Telegram failed: {type(error).__name__}")
     return None

@@ -38,6 +38,8 @@ class Outcome:
     lost: int
     duplicated: int
     logins: int
+    # For a failing case: outbox rows of lost sends by (status, error code).
+    lost_rows: tuple[tuple[str, str | None, int], ...] = ()
 
 
 class Workload:
@@ -111,9 +113,7 @@ class Workload:
                 self.system.control.create_user(phone, "L")
                 started = client.wait(client.start_qr_login(self.tenant, app_id), timeout=60)
                 token = parse_qs(urlparse(started["qr_url"]).query)["token"][0]
-                self.system.control.call(
-                    "POST", "/qr/approve", {"token": token, "phone": phone}
-                )
+                self.system.control.call("POST", "/qr/approve", {"token": token, "phone": phone})
                 state = client.wait_for_state(
                     self.tenant, app_id, {"authorized", "failed"}, timeout=90
                 ).state
@@ -157,8 +157,22 @@ class Workload:
             pass  # the counts below say what is missing
         delivered = self.delivered_texts()
         ours = {k: n for k, n in delivered.items() if k.startswith(f"{self.tenant}-m")}
-        lost = len(accepted - set(ours))
+        missing = sorted(accepted - set(ours))
+        lost = len(missing)
         duplicated = sum(n - 1 for n in ours.values() if n > 1)
+        lost_rows: tuple[tuple[str, str | None, int], ...] = ()
+        if missing:
+            with self.system.engine.connect() as conn:
+                lost_rows = tuple(
+                    (r.status, r.error_code, r.attempts)
+                    for r in conn.execute(
+                        text(
+                            "SELECT status, error_code, attempts FROM message_outbox "
+                            "WHERE tenant_id = :t AND idempotency_key = ANY(:keys)"
+                        ),
+                        {"t": self.tenant, "keys": missing},
+                    )
+                )
         return Outcome(
             accepted=len(accepted),
             refused=len(self.ledger.refused),
@@ -166,12 +180,11 @@ class Workload:
             lost=lost,
             duplicated=duplicated,
             logins=self.ledger.logins_ok,
+            lost_rows=lost_rows,
         )
 
     def sessions_authorized(self) -> bool:
-        return all(
-            self.system.store.require(s.key).state == "authorized" for s in self.sessions
-        )
+        return all(self.system.store.require(s.key).state == "authorized" for s in self.sessions)
 
     def auth_key_duplicated(self) -> int:
         return int(self.system.control.stats()["auth_key_duplicated"])

@@ -34,9 +34,22 @@ def redis_start() -> None:
     Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
     Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
     _run(
-        "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-        "--logfile", "/var/log/redis/ci.log",
+        "redis-server",
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--port",
+        "6379",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "/var/lib/redis",
+        "--logfile",
+        "/var/log/redis/ci.log",
     )
     wait_for(lambda: _ok("redis-cli", "ping"), timeout=30, what="redis up")
 

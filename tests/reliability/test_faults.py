@@ -1,0 +1,335 @@
+"""Faults under a steady stream of sends and logins: nothing lost, nothing doubled.
+
+Each case ends with the emulator's delivery log compared with what producers were told
+(`harness.Workload.settle`): every confirmed send delivered exactly once, no session
+driven by two workers (the emulator counts AUTH_KEY_DUPLICATED), every session authorized.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+from kombu import Connection
+
+from integration_service.queues import dead_letter_queue, job_queue
+from tests.reliability import services
+from tests.reliability.harness import Outcome, Workload
+from tests.support.processes import wait_for
+from tests.support.system import SystemUnderTest, WorkerProcess
+
+
+def record(results: list[dict[str, Any]], case: str, load: str, faults: str, o: Outcome) -> None:
+    results.append(
+        {
+            "case": case,
+            "load": load,
+            "faults": faults,
+            "accepted": o.accepted,
+            "refused": o.refused,
+            "delivered": o.delivered,
+            "lost": o.lost,
+            "duplicated": o.duplicated,
+            "logins": o.logins,
+        }
+    )
+
+
+def progressed(load: Workload, count: int, timeout: float = 60) -> None:
+    target = len(load.ledger.accepted) + count
+    wait_for(lambda: len(load.ledger.accepted) >= target, timeout=timeout, what="workload")
+
+
+def assert_clean(system: SystemUnderTest, load: Workload, outcome: Outcome) -> None:
+    assert outcome.lost == 0, outcome
+    assert outcome.duplicated == 0, outcome
+    assert outcome.accepted > 0
+    assert load.auth_key_duplicated() == 0
+    assert load.sessions_authorized()
+
+
+def stop_all(system: SystemUnderTest, workers: list[WorkerProcess]) -> None:
+    for worker in workers:
+        system.stop_worker(worker)
+
+
+def test_worker_killed_twice(system: SystemUnderTest, results: list[dict[str, Any]]) -> None:
+    tenant = "rel-kill"
+    sessions = system.provision(8, tenant_id=tenant)
+    workers = [system.start_worker("kill-a"), system.start_worker("kill-b")]
+    with Workload(system, tenant, sessions, rate=30) as load:
+        for round_ in range(2):
+            progressed(load, random.randint(60, 150))
+            victim = random.choice([w for w in workers if w.process.poll() is None])
+            victim.kill9()
+            workers.append(system.start_worker(f"kill-r{round_}"))
+        progressed(load, 90)
+    outcome = load.settle()
+    record(
+        results,
+        "kill -9 of a worker, twice",
+        "30 sends/s + QR logins, 8 sessions",
+        "2 x SIGKILL at random moments",
+        outcome,
+    )
+    assert_clean(system, load, outcome)
+    stop_all(system, workers)
+
+
+def test_rabbitmq_restarted(system: SystemUnderTest, results: list[dict[str, Any]]) -> None:
+    tenant = "rel-amqp"
+    sessions = system.provision(6, tenant_id=tenant)
+    workers = [system.start_worker("amqp-a"), system.start_worker("amqp-b")]
+    with Workload(system, tenant, sessions, rate=30) as load:
+        progressed(load, 120)
+        try:
+            services.rabbitmq_stop()
+            time.sleep(3)  # the outage itself; producers must see errors meanwhile
+        finally:
+            services.rabbitmq_start()
+        progressed(load, 150, timeout=120)
+    outcome = load.settle()
+    record(
+        results,
+        "RabbitMQ restarted",
+        "30 sends/s + QR logins, 6 sessions",
+        "stop_app / start_app mid-run",
+        outcome,
+    )
+    assert_clean(system, load, outcome)
+    stop_all(system, workers)
+
+
+def test_redis_restarted(system: SystemUnderTest, results: list[dict[str, Any]]) -> None:
+    tenant = "rel-redis"
+    sessions = system.provision(6, tenant_id=tenant)
+    workers = [system.start_worker("redis-a"), system.start_worker("redis-b")]
+    with Workload(system, tenant, sessions, rate=30, logins=False) as load:
+        progressed(load, 120)
+        try:
+            services.redis_stop()
+            time.sleep(2)
+        finally:
+            services.redis_start()
+        progressed(load, 200, timeout=120)
+    outcome = load.settle()
+    record(
+        results,
+        "Redis restarted (leases lost)",
+        "30 sends/s, 6 sessions",
+        "shutdown nosave + start",
+        outcome,
+    )
+    assert_clean(system, load, outcome)
+    # The lease generation changed, and the new owners' epochs fenced the old ones.
+    for session in sessions:
+        row = system.store.require(session.key)
+        assert row.lease_generation == system.redis.hget("lease_generation", "id").decode()
+    stop_all(system, workers)
+
+
+def test_postgres_down_for_20_seconds(
+    system: SystemUnderTest, results: list[dict[str, Any]]
+) -> None:
+    tenant = "rel-pg"
+    sessions = system.provision(6, tenant_id=tenant)
+    workers = [system.start_worker("pg-a"), system.start_worker("pg-b")]
+    with Workload(system, tenant, sessions, rate=20, logins=False) as load:
+        progressed(load, 80)
+        queued_before = len(load.ledger.accepted)
+        # Jobs already queued when the database goes away must retry, not fail.
+        client = system.client()
+        held = [
+            client.send_message(
+                tenant,
+                s.key.app_id,
+                load.recipients[-1 - i],
+                f"{tenant}-held{i}",
+                idempotency_key=f"{tenant}-held{i}",
+            )
+            for i, s in enumerate(sessions)
+        ]
+        try:
+            services.postgres_stop()
+            time.sleep(20)
+        finally:
+            services.postgres_start()
+        progressed(load, 100, timeout=120)
+    outcome = load.settle(timeout=240)
+    record(
+        results,
+        "PostgreSQL unavailable for 20 s",
+        "20 sends/s, 6 sessions",
+        "cluster stopped 20 s",
+        outcome,
+    )
+    assert_clean(system, load, outcome)
+    assert queued_before > 0 and len(held) == len(sessions)
+    delivered = load.delivered_texts()
+    assert all(delivered[f"{tenant}-held{i}"] == 1 for i in range(len(sessions)))
+    metrics = "".join(w.metrics() for w in workers)
+    assert 'circuit_trips_total{circuit="database"}' in metrics
+    assert 'circuit_open{circuit="database"} 0.0' in metrics
+    stop_all(system, workers)
+
+
+def test_connections_dropped_and_slow_responses(
+    system: SystemUnderTest, results: list[dict[str, Any]]
+) -> None:
+    tenant = "rel-net"
+    sessions = system.provision(6, tenant_id=tenant)
+    workers = [system.start_worker("net-a"), system.start_worker("net-b")]
+    with Workload(system, tenant, sessions, rate=20) as load:
+        progressed(load, 60)
+        system.control.call("POST", "/connections/drop")
+        for s in sessions:
+            system.control.inject_fault(user_id=s.user_id, kind="slow", delay=0.5, count=None)
+        progressed(load, 100)
+        system.control.call("POST", "/connections/drop")
+        progressed(load, 60)
+        system.control.call("DELETE", "/faults")
+    outcome = load.settle()
+    record(
+        results,
+        "emulator connections dropped, 500 ms latency",
+        "20 sends/s + QR logins",
+        "2 x drop all connections, +500 ms per call",
+        outcome,
+    )
+    assert_clean(system, load, outcome)
+    stop_all(system, workers)
+
+
+def test_flood_on_one_session_does_not_slow_the_others(
+    system: SystemUnderTest, results: list[dict[str, Any]]
+) -> None:
+    tenant = "rel-flood"
+    sessions = system.provision(6, tenant_id=tenant)
+    flooded = sessions[0]
+    workers = [system.start_worker("flood-a"), system.start_worker("flood-b")]
+    system.control.inject_fault(
+        user_id=flooded.user_id,
+        kind="flood_wait",
+        method="messages.sendMessage",
+        seconds=5,
+        count=None,
+    )
+    with Workload(system, tenant, sessions, rate=20, logins=False) as load:
+        progressed(load, 120)
+        flood_window_end = time.time()
+    others = {s.user_id for s in sessions[1:]}
+
+    # While the flood lasted, the other sessions' sends went out as they came.
+    def others_caught_up() -> bool:
+        sent = [m for uid in others for m in system.control.messages(sender_id=uid)]
+        return (
+            len(sent)
+            >= len([k for i, k in enumerate(load.ledger.accepted) if i % len(sessions) != 0]) - 5
+        )
+
+    wait_for(others_caught_up, timeout=30, what="other sessions unaffected")
+    assert time.time() - flood_window_end < 30
+    system.control.call("DELETE", "/faults")
+    outcome = load.settle(timeout=240)
+    record(
+        results,
+        "FloodWait flood on one session",
+        "20 sends/s, 6 sessions",
+        "FLOOD_WAIT_5 on every send of one account",
+        outcome,
+    )
+    assert_clean(system, load, outcome)
+    stop_all(system, workers)
+
+
+def test_bad_payloads_are_dead_lettered_and_crash_nothing(
+    system: SystemUnderTest, results: list[dict[str, Any]]
+) -> None:
+    tenant = "rel-bad"
+    sessions = system.provision(3, tenant_id=tenant)
+    workers = [system.start_worker("bad-a")]
+    broker = system.env["CELERY_BROKER_URL"]
+    bad = {
+        "not-json": (b"\xff\x00 this is not json", "application/json", {}),
+        "unknown-task": (
+            json.dumps([[], {}, {}]).encode(),
+            "application/json",
+            {"task": "tasks.nope", "id": "bad-unknown", "lang": "py"},
+        ),
+        "wrong-types": (
+            json.dumps(
+                [
+                    [],
+                    {"tenant_id": 12, "app_id": [], "peer": None, "text": 5, "idempotency_key": {}},
+                    {},
+                ]
+            ).encode(),
+            "application/json",
+            {"task": "tasks.messages.send_message", "id": "bad-types", "lang": "py"},
+        ),
+        "oversized": (
+            json.dumps(
+                [
+                    [],
+                    {
+                        "tenant_id": tenant,
+                        "app_id": sessions[0].key.app_id,
+                        "peer": "@someone",
+                        "text": "x" * 5_000_000,
+                        "idempotency_key": "big",
+                    },
+                    {},
+                ]
+            ).encode(),
+            "application/json",
+            {"task": "tasks.messages.send_message", "id": "bad-big", "lang": "py"},
+        ),
+    }
+    with Connection(broker) as conn:
+        producer = conn.Producer()
+        for body, content_type, headers in bad.values():
+            producer.publish(
+                body,
+                exchange="tasks",
+                routing_key="mid.bad",
+                content_type=content_type,
+                content_encoding="utf-8",
+                headers=headers,
+                declare=[job_queue("mid")],
+            )
+    with Workload(system, tenant, sessions, rate=10, logins=False) as load:
+        progressed(load, 40)
+    outcome = load.settle()
+    found: dict[str, Any] = {}
+
+    def drain_dead_letters() -> bool:
+        # basic_get leaves bodies undecoded: one of them is not JSON on purpose.
+        with Connection(broker) as conn:
+            channel = conn.channel()
+            try:
+                while message := channel.basic_get(dead_letter_queue().name, no_ack=True):
+                    headers = message.headers or {}
+                    reason = headers.get("x-failure-reason") or (
+                        (headers.get("x-death") or [{}])[0].get("reason")
+                    )
+                    found[headers.get("id") or "undecodable"] = reason
+            finally:
+                channel.close()
+        return len(found) >= len(bad)
+
+    wait_for(drain_dead_letters, timeout=30, interval=0.5, what="bad messages dead-lettered")
+    record(
+        results,
+        "malformed and oversized payloads",
+        "10 sends/s, 3 sessions",
+        "4 bad messages published past the producer",
+        outcome,
+    )
+    assert set(found) == {"undecodable", "bad-unknown", "bad-types", "bad-big"}
+    assert found["undecodable"] == "rejected" and found["bad-unknown"] == "rejected"
+    assert "tenant_id" in str(found["bad-types"]) and "text" in str(found["bad-big"])
+    assert workers[0].process.poll() is None, "the worker crashed"
+    assert_clean(system, load, outcome)
+    stop_all(system, workers)
