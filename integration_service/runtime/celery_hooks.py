@@ -6,6 +6,7 @@ import time (importing the Celery app in a producer starts nothing).
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import structlog
@@ -28,6 +29,18 @@ from integration_service.settings import Settings, get_settings
 
 logger = structlog.get_logger(__name__)
 _servers: list[ObservabilityServer] = []
+_instances: dict[str, str] = {}
+
+
+def instance_id(hostname: str) -> str:
+    """This process's identity for leases and its own queues: hostname plus a nonce.
+
+    Two processes started with one hostname (a restart racing its predecessor, a copied
+    container) must never share a lease identity: one could renew or release the other's.
+    """
+    if hostname not in _instances:
+        _instances[hostname] = f"{hostname}.{secrets.token_hex(3)}"
+    return _instances[hostname]
 
 
 def _start_observability(settings: Settings, runtime: SessionRuntime | None) -> None:
@@ -58,7 +71,7 @@ def connect(app: Celery) -> None:
         # Before the consumer starts: the worker's own queues, for every job class,
         # so jobs forwarded to the owner of a session always find a consumer.
         ttl = get_settings().worker_queue_message_ttl
-        for queue in worker_queues(sender, ttl):
+        for queue in worker_queues(instance_id(sender), ttl):
             instance.app.amqp.queues.select_add(queue)
 
     @signals.worker_init.connect(weak=False)
@@ -67,10 +80,11 @@ def connect(app: Celery) -> None:
         # worker_init fires before Celery's setup_logging: configure here as well, so
         # the runtime's own start-up lines are JSON and scrubbed too.
         configure_logging(settings.log_level)
-        set_worker_name(sender.hostname)
+        worker_id = instance_id(sender.hostname)
+        set_worker_name(worker_id)
         with app.connection_for_write() as connection:
             declare_topology(connection)
-        runtime = SessionRuntime(settings, worker_id=sender.hostname)
+        runtime = SessionRuntime(settings, worker_id=worker_id)
         runtime.start()
         current.install(runtime)
         register_runtime_collector(runtime)

@@ -42,6 +42,9 @@ def worker_queue(prefix: str, job_class: str, message_ttl_seconds: int) -> Queue
         queue_arguments={
             "x-queue-type": "quorum",
             "x-message-ttl": message_ttl_seconds * 1000,
+            # A dead instance's queue goes away once unused for long after its messages
+            # have all dead-lettered back (TTL), so instances leave no clutter behind.
+            "x-expires": max(3600, 10 * message_ttl_seconds) * 1000,
             "x-dead-letter-exchange": TASK_EXCHANGE.name,
             "x-dead-letter-routing-key": f"{job_class}.forwarded",
             "x-dead-letter-strategy": "at-least-once",

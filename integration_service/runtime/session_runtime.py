@@ -259,6 +259,10 @@ class SessionRuntime:
             self._touched[key] = now
             self.store.touch(key)
 
+    def record_claim(self, key: SessionKey, lease: Lease) -> None:
+        """Fence and tag a row created under an already held lease (a new login)."""
+        self.store.claim_epoch(key, lease.epoch, self.generation.current().id)
+
     def holds(self, lease: Lease) -> bool:
         return lease in self.heartbeat.leases()
 
@@ -319,10 +323,7 @@ class SessionRuntime:
         claimed = self.ownership.claim(key, min_epoch=min_epoch)
         self.heartbeat.track(claimed, acquired_at=started)
         try:
-            if claimed.epoch > min_epoch or (
-                row is not None and row.lease_generation != generation.id
-            ):
-                self.store.claim_epoch(key, claimed.epoch, generation.id)
+            self.store.claim_epoch(key, claimed.epoch, generation.id)
             yield claimed
         except BaseException:
             self._give_back(claimed)

@@ -79,6 +79,7 @@ def begin_login(
     with runtime.lease(key, row=row, keep=True) as lease:
         if row is None:
             runtime.store.save(SessionMaterial(key, kind, sm.NEW, lease.epoch))  # type: ignore[arg-type]
+            runtime.record_claim(key, lease)
         return runtime.open_login_client(key, lease, receive_updates=receive_updates)
 
 

@@ -260,17 +260,18 @@ class SessionStore:
             )
 
     def claim_epoch(self, key: SessionKey, lease_epoch: int, generation: str | None = None) -> bool:
-        """Raise the stored epoch to a newly acquired lease's epoch (the fence).
+        """Raise the stored epoch to a newly acquired lease's epoch (the fence), and record
+        the Redis data set (``generation``) the lease lives in.
 
         From this commit on, every write of an older owner is refused, even one the new
-        owner never overwrites. False when the stored epoch is already as new or newer.
+        owner never overwrites. False when the stored epoch is newer (we are stale).
         """
         with self._transaction(f"claim epoch {key}") as conn:
             moved = conn.execute(
                 text(
                     "UPDATE telegram_sessions SET lease_epoch = :epoch, "
                     "lease_generation = COALESCE(:generation, lease_generation) "
-                    "WHERE tenant_id = :tenant_id AND app_id = :app_id AND lease_epoch < :epoch"
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id AND lease_epoch <= :epoch"
                 ),
                 {
                     "epoch": lease_epoch,

@@ -53,7 +53,7 @@ def test_kill_9_of_the_owner_loses_nothing(system: SystemUnderTest) -> None:
         holder = system.redis.hget(f"session_lock:{s.key.tenant_id}:{s.key.app_id}", "worker")
         assert holder is not None and holder.decode() == owner.worker_id
 
-    system.start_worker("survivor")
+    survivor = system.start_worker("survivor")
     recipients = create_recipients(system, 50)
     jobs = 500
     results = [
@@ -93,7 +93,7 @@ def test_kill_9_of_the_owner_loses_nothing(system: SystemUnderTest) -> None:
             ).all()
         )
     assert statuses == {"sent": 10 + jobs}
-    survivor_id = f"survivor@{owner.worker_id.split('@', 1)[1]}"
+    survivor_id = survivor.worker_id
     for s in sessions:
         holder = system.redis.hget(f"session_lock:{s.key.tenant_id}:{s.key.app_id}", "worker")
         assert holder is not None and holder.decode() == survivor_id

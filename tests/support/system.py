@@ -138,13 +138,20 @@ class SystemUnderTest:
         log.close()
         worker = WorkerProcess(name, process, log_path, metrics_port)
         self._workers.append(worker)
-        own_queue = f"{worker_queue_prefix(worker.worker_id)}.mid"
+        hostname = f"{name}@{socket.gethostname()}"
+
+        def consuming() -> bool:
+            if process.poll() is not None:
+                return False
+            for raw in self.redis.scan_iter(match=f"worker_alive:{hostname}.*"):
+                worker_id = raw.decode().split(":", 1)[1]
+                if self._has_consumer(f"{worker_queue_prefix(worker_id)}.mid"):
+                    worker.worker_id = worker_id
+                    return True
+            return False
+
         try:
-            wait_for(
-                lambda: process.poll() is None and self._has_consumer(own_queue),
-                timeout=60,
-                what=f"worker {name} consuming",
-            )
+            wait_for(consuming, timeout=60, what=f"worker {name} consuming")
         except TimeoutError:
             raise AssertionError(f"worker {name} did not start:\n{worker.log()}") from None
         return worker
