@@ -29,8 +29,8 @@ from integration_service.queues import DEAD_LETTER_QUEUE, JOB_QUEUES
 
 logger = structlog.get_logger(__name__)
 
-# What a liveness key may hold: the `w.<worker_id>` prefix from runtime.forwarding.
-_WORKER_PREFIX = re.compile(r"w\.[A-Za-z0-9_.@-]{1,200}")
+# What a liveness key may hold: the `w_<worker_id>` prefix from runtime.forwarding.
+_WORKER_PREFIX = re.compile(r"w_[A-Za-z0-9_@-]{1,200}")
 
 QueueDepth = tuple[str, int, int]  # queue, messages, consumers
 
@@ -84,7 +84,7 @@ class QueueDepthCollector(Collector):
             return names
         for raw in sorted({_text(p) for p in prefixes if p is not None}):
             if _WORKER_PREFIX.fullmatch(raw):
-                names.extend(f"{raw}.{job_class}" for job_class in JOB_QUEUES)
+                names.extend(f"{raw}_{job_class}" for job_class in JOB_QUEUES)
         return names
 
     def _scrape(self) -> list[QueueDepth]:

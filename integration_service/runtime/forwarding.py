@@ -1,6 +1,6 @@
 """Per-worker queues, and forwarding a job to the worker that holds its session.
 
-Each worker consumes ``w.<worker_id>.<class>`` for every job class (high, mid, low), even
+Each worker consumes ``w_<worker_id>_<class>`` for every job class (high, mid, low), even
 a worker that serves only ``high`` from the shared queues: the owner of a session must
 run every job for it. The queues are durable, carry a message TTL, and dead-letter back
 to the shared queue of their class, so a dead owner's jobs return to the pool and are
@@ -17,7 +17,10 @@ from integration_service.errors import PermanentError
 from integration_service.queues import JOB_QUEUES, TASK_EXCHANGE
 
 HOPS_HEADER = "x-forward-hops"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+# No dots: a queue's name is also its routing key, and native delayed delivery binds
+# the shared queues with patterns like "#.mid.#"; a dotted name ending in ".mid" (or a
+# host name with a "mid" label) would be delivered to the shared queue as well.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_@-]")
 
 
 class ForwardingLoop(PermanentError):
@@ -27,12 +30,12 @@ class ForwardingLoop(PermanentError):
 
 
 def worker_queue_prefix(worker_id: str) -> str:
-    """``w.<worker_id>``: what a worker announces in its liveness key."""
-    return f"w.{_UNSAFE.sub('_', worker_id)}"
+    """``w_<worker_id>``: what a worker announces in its liveness key."""
+    return f"w_{_UNSAFE.sub('_', worker_id)}"
 
 
 def worker_queue(prefix: str, job_class: str, message_ttl_seconds: int) -> Queue:
-    name = f"{prefix}.{job_class}"
+    name = f"{prefix}_{job_class}"
     return Queue(
         name,
         # Bound to nothing but the default exchange: only forwarding publishes here.
@@ -64,8 +67,8 @@ def job_class_of(routing_key: str | None, default: str) -> str:
         head = routing_key.split(".", 1)[0]
         if head in JOB_QUEUES:
             return head
-        if routing_key.startswith("w."):
-            tail = routing_key.rsplit(".", 1)[-1]
+        if routing_key.startswith("w_"):
+            tail = routing_key.rsplit("_", 1)[-1]
             if tail in JOB_QUEUES:
                 return tail
     return default

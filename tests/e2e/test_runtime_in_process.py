@@ -51,7 +51,7 @@ def test_second_runtime_is_told_who_owns_the_session(
     with pytest.raises(OwnedElsewhere) as caught, b.session(session.key):
         pass
     assert caught.value.worker_id == "rt-a"
-    assert caught.value.queue == "w.rt-a"
+    assert caught.value.queue == "w_rt-a"
 
 
 def test_stale_owner_write_is_refused_by_the_database(

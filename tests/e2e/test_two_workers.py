@@ -38,7 +38,11 @@ def test_400_interleaved_jobs_over_two_workers(
     outcomes = [r.get(timeout=120) for r in results]
 
     assert Counter(o["status"] for o in outcomes) == {"sent": JOBS}
-    assert not any(o["repeated"] for o in outcomes)
+    repeated = [o["idempotency_key"] for o in outcomes if o["repeated"]]
+    assert not repeated, (
+        repeated,
+        [r.id for r, o in zip(results, outcomes, strict=True) if o["repeated"]],
+    )
     delivered = [m for s in sessions for m in system.control.messages(sender_id=s.user_id)]
     assert len(delivered) == JOBS
     assert sorted(m["text"] for m in delivered) == sorted(f"message {i}" for i in range(JOBS))

@@ -78,7 +78,7 @@ def purge(url: str, *names: str) -> None:
 def test_depths_of_shared_and_per_worker_queues(
     broker_url: str, key_prefix: str, registry: CollectorRegistry
 ) -> None:
-    own_high = f"{worker_queue_prefix(WORKER_ID)}.high"
+    own_high = f"{worker_queue_prefix(WORKER_ID)}_high"
     purge(broker_url, "mid", own_high)
     publish(broker_url, 7, exchange=TASK_EXCHANGE.name, routing_key="mid.tasks.messages.send")
     publish(broker_url, 3, exchange="", routing_key=own_high)
@@ -93,7 +93,7 @@ def test_depths_of_shared_and_per_worker_queues(
 
         wait_for(lambda: depth("mid") == 7 and depth(own_high) == 3)
         assert depth("high") == 0 and depth("low") == 0 and depth("dead_letter") == 0
-        assert depth(f"{worker_queue_prefix(WORKER_ID)}.low") == 0
+        assert depth(f"{worker_queue_prefix(WORKER_ID)}_low") == 0
         assert registry.get_sample_value("rabbitmq_queue_scrape_errors_total") == 0
         labels = generate_latest(registry).decode()
         assert f'queue="{own_high}"' in labels

@@ -63,6 +63,8 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     metrics_port: int = 0
+    # The process's lease identity (hostname plus a nonce), read from its liveness key.
+    worker_id: str = ""
 
     def metrics(self) -> str:
         """The worker's Prometheus exposition (its /metrics endpoint)."""
@@ -70,10 +72,6 @@ class WorkerProcess:
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as answer:
             return str(answer.read().decode())
-
-    @property
-    def worker_id(self) -> str:
-        return f"{self.name}@{socket.gethostname()}"
 
     def kill9(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -145,7 +143,7 @@ class SystemUnderTest:
                 return False
             for raw in self.redis.scan_iter(match=f"worker_alive:{hostname}.*"):
                 worker_id = raw.decode().split(":", 1)[1]
-                if self._has_consumer(f"{worker_queue_prefix(worker_id)}.mid"):
+                if self._has_consumer(f"{worker_queue_prefix(worker_id)}_mid"):
                     worker.worker_id = worker_id
                     return True
             return False
