@@ -21,9 +21,7 @@ from telethon.sessions import StringSession
 
 from integration_service.emulator.testing import EmulatorProcess
 from integration_service.emulator.world.client_helper import authorized_client, random_phone
-from integration_service.runtime.session_runtime import session_context
-from integration_service.store import SessionKey, SessionMaterial
-from integration_service.telegram.fingerprint import fingerprint_of
+from integration_service.store import SessionKey
 from tests.support.database import migrate, scratch_database
 from tests.support.rabbitmq import private_vhost
 from tests.support.system import Provisioned, SystemUnderTest
@@ -122,22 +120,8 @@ async def _provision_one(
         finally:
             await client.disconnect()
     key = SessionKey(tenant_id, f"bench-{index:05d}")
-    ciphertext = system.cipher.encrypt(string, context=session_context(key))
     # The store is synchronous; a thread keeps the other sign-ins moving meanwhile.
-    await asyncio.to_thread(
-        system.store.save,
-        SessionMaterial(
-            key=key,
-            kind="user",
-            state="authorized",
-            lease_epoch=0,
-            session_string_enc=ciphertext.text,
-            key_id=ciphertext.key_id,
-            telegram_user_id=me.id,
-            dc_id=system.emulator.endpoint.dc_id,
-            fingerprint=fingerprint_of(auth_key),
-        ),
-    )
+    await asyncio.to_thread(system.store_session, key, string, auth_key, int(me.id))
     return Provisioned(key, int(me.id), phone, username)
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from integration_service.crypto import VaultTransitCipher
 from integration_service.settings import Settings, load_settings
 from integration_service.store import SessionStore, build_engine
 from tests.support.database import migrate, scratch_database
+from tests.support.openbao import OpenBaoDevServer, VaultEndpoint
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +40,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def admin_engine(database_url: str) -> Iterator[Engine]:
     """Superuser engine for test set-up that the service role may not do."""
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, pool_pre_ping=True)
     yield engine
     engine.dispose()
 
@@ -48,3 +51,21 @@ def store(engine: Engine, admin_engine: Engine) -> Iterator[SessionStore]:
     yield SessionStore(engine)
     with admin_engine.begin() as conn:
         conn.execute(text("TRUNCATE tenants, integration_logs CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[VaultEndpoint]:
+    """One real OpenBao dev server for the test session, transit enabled; stopped at the end."""
+    with OpenBaoDevServer() as server:
+        server.enable_transit()
+        yield server.endpoint
+
+
+@pytest.fixture
+def vault_cipher(openbao: VaultEndpoint) -> VaultTransitCipher:
+    # A key per test, so one test's rotations never change another's expectations.
+    cipher = VaultTransitCipher(
+        addr=openbao.addr, token=openbao.token, key_name=f"sessions-{uuid.uuid4().hex[:12]}"
+    )
+    cipher.ensure_key()
+    return cipher

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis
+
 from integration_service.crypto import CipherError
 from integration_service.errors import PermanentError, RetryableError, ServiceError
 from integration_service.leases import LeaseError
@@ -17,4 +19,7 @@ def to_service_error(error: BaseException) -> ServiceError | None:
         return cls(f"session cipher: {type(error).__name__}: {error}", code="cipher_error")
     if isinstance(error, LeaseError):
         return RetryableError(f"lease store: {error}", code="lease_unavailable")
+    if isinstance(error, redis.RedisError):
+        # Pacing, tickets, secret drops: Redis being away is transient by nature.
+        return RetryableError(f"redis: {type(error).__name__}", code="redis_unavailable")
     return classify_telethon(error)

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
+from celery._state import _set_task_join_will_block
 
 from integration_service.observability import (
     ObservabilityServer,
@@ -80,6 +81,10 @@ def connect(app: Celery) -> None:
         # worker_init fires before Celery's setup_logging: configure here as well, so
         # the runtime's own start-up lines are JSON and scrubbed too.
         configure_logging(settings.log_level)
+        # Jobs here never wait on other jobs' results: tell Celery so, and its Redis result
+        # backend stops subscribing to every republished job (a retry or a forward), which
+        # would fail the publish, and so reject the job, while Redis is down.
+        _set_task_join_will_block(True)
         worker_id = instance_id(sender.hostname)
         set_worker_name(worker_id)
         with app.connection_for_write() as connection:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from telethon.crypto import AuthKey
 from telethon.sessions import SQLiteSession
 
-from integration_service.crypto import LocalKeyring, VaultTransitCipher
+from integration_service.crypto import LocalKeyring
 from integration_service.store import SessionStore
-from tests.support.openbao import OpenBaoDevServer, VaultEndpoint
 
 TENANT = "tenant-legacy"
 DC_ADDRESS = "149.154.167.51"
@@ -69,20 +66,3 @@ def local_cipher(tmp_path: Path) -> LocalKeyring:
 def tenant(store: SessionStore) -> str:
     store.ensure_tenant(TENANT)
     return TENANT
-
-
-@pytest.fixture(scope="session")
-def openbao() -> Iterator[VaultEndpoint]:
-    """One OpenBao dev server for the maintenance tests; stopped at the end."""
-    with OpenBaoDevServer() as server:
-        server.enable_transit()
-        yield server.endpoint
-
-
-@pytest.fixture
-def vault_cipher(openbao: VaultEndpoint) -> VaultTransitCipher:
-    cipher = VaultTransitCipher(
-        addr=openbao.addr, token=openbao.token, key_name=f"sessions-{uuid.uuid4().hex[:12]}"
-    )
-    cipher.ensure_key()
-    return cipher

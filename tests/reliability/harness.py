@@ -142,14 +142,14 @@ class Workload:
 
         def all_sent() -> bool:
             with self.system.engine.connect() as conn:
-                pending = conn.execute(
+                sent = conn.execute(
                     text(
                         "SELECT count(*) FROM message_outbox WHERE tenant_id = :t "
-                        "AND status = 'sent'"
+                        "AND status = 'sent' AND idempotency_key = ANY(:keys)"
                     ),
-                    {"t": self.tenant},
+                    {"t": self.tenant, "keys": list(accepted)},
                 ).scalar_one()
-            return pending >= len(accepted)
+            return bool(sent >= len(accepted))
 
         try:
             wait_for(all_sent, timeout=timeout, interval=0.5, what="accepted sends delivered")

@@ -9,28 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from integration_service.crypto import LocalKeyring, SessionCipher, VaultTransitCipher
-from tests.support.openbao import OpenBaoDevServer, VaultEndpoint
+from integration_service.crypto import LocalKeyring, SessionCipher
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture(scope="session")
-def openbao() -> Iterator[VaultEndpoint]:
-    """One OpenBao dev server for the session, transit enabled; stopped at the end."""
-    with OpenBaoDevServer() as server:
-        server.enable_transit()
-        yield server.endpoint
-
-
-@pytest.fixture
-def vault_cipher(openbao: VaultEndpoint) -> VaultTransitCipher:
-    # A key per test, so one test's rotations never change another's expectations.
-    cipher = VaultTransitCipher(
-        addr=openbao.addr, token=openbao.token, key_name=f"sessions-{uuid.uuid4().hex[:12]}"
-    )
-    cipher.ensure_key()
-    return cipher
 
 
 @pytest.fixture

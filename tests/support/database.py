@@ -39,7 +39,8 @@ def downgrade(url: str, revision: str = "base") -> None:
 def scratch_database(prefix: str = "is_test") -> Iterator[str]:
     """Create an empty database, yield its URL, drop it afterwards (even on failure)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # pre_ping: fault tests restart PostgreSQL under a live pool.
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)

@@ -214,20 +214,7 @@ class SystemUnderTest:
             finally:
                 await client.disconnect()
             key = SessionKey(tenant_id, f"app-{index:04d}-{phone[-4:]}")
-            ciphertext = self.cipher.encrypt(string, context=session_context(key))
-            self.store.save(
-                SessionMaterial(
-                    key=key,
-                    kind="user",
-                    state="authorized",
-                    lease_epoch=0,
-                    session_string_enc=ciphertext.text,
-                    key_id=ciphertext.key_id,
-                    telegram_user_id=me.id,
-                    dc_id=self.emulator.endpoint.dc_id,
-                    fingerprint=fingerprint_of(auth_key),
-                )
-            )
+            self.store_session(key, string, auth_key, int(me.id))
             made.append(Provisioned(key, int(me.id), phone, username))
         return made
 
@@ -235,6 +222,25 @@ class SystemUnderTest:
         """The producer API, wired to this system's broker, database and Redis."""
         return IntegrationClient(
             settings=self.settings, app=self.producer, engine=self.engine, redis_client=self.redis
+        )
+
+    def store_session(
+        self, key: SessionKey, session_string: str, auth_key: bytes, user_id: int
+    ) -> None:
+        """Save a signed-in session as a login leaves it: encrypted, authorized."""
+        ciphertext = self.cipher.encrypt(session_string, context=session_context(key))
+        self.store.save(
+            SessionMaterial(
+                key=key,
+                kind="user",
+                state="authorized",
+                lease_epoch=0,
+                session_string_enc=ciphertext.text,
+                key_id=ciphertext.key_id,
+                telegram_user_id=user_id,
+                dc_id=self.emulator.endpoint.dc_id,
+                fingerprint=fingerprint_of(auth_key),
+            )
         )
 
     # Teardown --------------------------------------------------------------------------
