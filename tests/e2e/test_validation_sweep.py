@@ -49,15 +49,20 @@ def test_sweep_marks_revoked_session_and_sends_fail_fast(system: SystemUnderTest
     with pytest.raises(Exception, match="revoked"):
         result.get(timeout=30)
     assert system.control.messages(sender_id=revoked.user_id) == []
-    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
-        queue = conn.SimpleQueue(dead_letter_queue(), no_ack=False)
-        try:
-            message = queue.get(timeout=10)
-            assert message.headers["id"] == result.id
-            assert message.headers["x-failure-exception"] == "SessionTerminated"
-            message.ack()
-        finally:
-            queue.close()
+    dead: dict[str, dict[str, object]] = {}
+
+    def dead_lettered() -> bool:
+        with Connection(system.env["CELERY_BROKER_URL"]) as conn:
+            channel = conn.channel()
+            try:
+                while message := channel.basic_get(dead_letter_queue().name, no_ack=True):
+                    dead[str(message.headers.get("id"))] = dict(message.headers)
+            finally:
+                channel.close()
+        return result.id in dead
+
+    wait_for(dead_lettered, timeout=30, what="the refused send in the dead-letter queue")
+    assert dead[result.id]["x-failure-exception"] == "SessionTerminated"
 
     # Two beats ran the whole time; only the leader sent sweeps.
     holder = system.redis.get("beat_leader")

@@ -70,11 +70,11 @@ def test_worker_killed_twice(
     workers += [system.start_worker("kill-a"), system.start_worker("kill-b")]
     with Workload(system, tenant, sessions, rate=30) as load:
         for round_ in range(2):
-            progressed(load, random.randint(60, 150))
+            progressed(load, random.randint(40, 90))
             victim = random.choice([w for w in workers if w.process.poll() is None])
             victim.kill9()
             workers.append(system.start_worker(f"kill-r{round_}"))
-        progressed(load, 90)
+        progressed(load, 60)
     outcome = load.settle()
     record(
         results,
@@ -94,13 +94,13 @@ def test_rabbitmq_restarted(
     workers = fleet
     workers += [system.start_worker("amqp-a"), system.start_worker("amqp-b")]
     with Workload(system, tenant, sessions, rate=30) as load:
-        progressed(load, 120)
+        progressed(load, 80)
         try:
             services.rabbitmq_stop()
             time.sleep(3)  # the outage itself; producers must see errors meanwhile
         finally:
             services.rabbitmq_start()
-        progressed(load, 150, timeout=120)
+        progressed(load, 90, timeout=120)
     outcome = load.settle()
     record(
         results,
@@ -120,13 +120,13 @@ def test_redis_restarted(
     workers = fleet
     workers += [system.start_worker("redis-a"), system.start_worker("redis-b")]
     with Workload(system, tenant, sessions, rate=30, logins=False) as load:
-        progressed(load, 120)
+        progressed(load, 80)
         try:
             services.redis_stop()
             time.sleep(2)
         finally:
             services.redis_start()
-        progressed(load, 200, timeout=120)
+        progressed(load, 120, timeout=120)
     outcome = load.settle()
     record(
         results,
@@ -155,7 +155,7 @@ def test_postgres_down_for_20_seconds(
     workers = fleet
     workers += [system.start_worker("pg-a"), system.start_worker("pg-b")]
     with Workload(system, tenant, sessions, rate=20, logins=False) as load:
-        progressed(load, 80)
+        progressed(load, 60)
         queued_before = len(load.ledger.accepted)
         # Jobs already queued when the database goes away must retry, not fail.
         client = system.client()
@@ -174,8 +174,8 @@ def test_postgres_down_for_20_seconds(
             time.sleep(20)
         finally:
             services.postgres_start()
-        progressed(load, 100, timeout=120)
-    outcome = load.settle(timeout=120)
+        progressed(load, 60, timeout=120)
+    outcome = load.settle(timeout=60)
     record(
         results,
         "PostgreSQL unavailable for 20 s",
@@ -204,7 +204,7 @@ def test_connections_dropped_and_slow_responses(
         system.control.call("POST", "/connections/drop")
         for s in sessions:
             system.control.inject_fault(user_id=s.user_id, kind="slow", delay=0.5, count=None)
-        progressed(load, 100)
+        progressed(load, 60)
         system.control.call("POST", "/connections/drop")
         progressed(load, 60)
         system.control.call("DELETE", "/faults")
@@ -235,7 +235,7 @@ def test_flood_on_one_session_does_not_slow_the_others(
         count=None,
     )
     with Workload(system, tenant, sessions, rate=20, logins=False) as load:
-        progressed(load, 120)
+        progressed(load, 80)
         flood_window_end = time.time()
     others = {s.user_id for s in sessions[1:]}
 
@@ -250,7 +250,7 @@ def test_flood_on_one_session_does_not_slow_the_others(
     wait_for(others_caught_up, timeout=30, what="other sessions unaffected")
     assert time.time() - flood_window_end < 30
     system.control.call("DELETE", "/faults")
-    outcome = load.settle(timeout=120)
+    outcome = load.settle(timeout=60)
     record(
         results,
         "FloodWait flood on one session",
