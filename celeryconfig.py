@@ -53,11 +53,10 @@ worker_prefetch_multiplier = 1
 worker_detect_quorum_queues = True
 # Undecodable messages are dead-lettered instead of acknowledged away.
 worker_consumer = "integration_service.runtime.consumer:DeadLetteringConsumer"
-# Countdowns (FloodWait retries) on quorum queues use RabbitMQ-native delayed delivery: a
-# cascade of TTL queues. Known limitation on RabbitMQ 3.10 (docs/ARCHITECTURE.md): quorum
-# level queues expire head messages only when the queue sees other activity. Classic level
-# queues avoided that in isolation but lost retries under the fault suite, so quorum stays
-# until that is understood.
+# Countdowns (FloodWait retries, backoff) on quorum queues use RabbitMQ-native delayed
+# delivery: a cascade of TTL queues dead-lettering into each other. Quorum level queues
+# dead-letter at-least-once. Retries must not carry `x-death` headers (the broker would
+# drop them as a dead-letter cycle): jobs/carried_headers.py.
 broker_native_delayed_delivery_queue_type = "quorum"
 
 # Periodic jobs; only the beat holding the leader lease sends them (beat/scheduler.py).

@@ -19,6 +19,7 @@ from celery.exceptions import Ignore, Reject, Retry
 from prometheus_client import Counter, Histogram
 
 from integration_service.errors import PermanentError, RetryableError
+from integration_service.jobs.carried_headers import carried_headers
 from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
 from integration_service.jobs.error_mapping import to_service_error
 from integration_service.runtime.forwarding import job_class_of
@@ -116,9 +117,7 @@ class ServiceTask(Task):
     def _retry_headers(self, error: RetryableError) -> dict[str, Any]:
         # Headers travel with the job across retries; an error may add its own (a pacing
         # reservation the retry must honour instead of reserving again).
-        headers = dict(getattr(self.request, "headers", None) or {})
-        headers.update(getattr(error, "retry_headers", None) or {})
-        return headers
+        return carried_headers(self.request, **(getattr(error, "retry_headers", None) or {}))
 
     def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
         """Hook: the job failed for good; record it in the domain before dead-lettering."""

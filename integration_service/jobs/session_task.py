@@ -13,6 +13,7 @@ from typing import Any
 from celery.exceptions import Ignore
 
 from integration_service.jobs.base import ServiceTask
+from integration_service.jobs.carried_headers import carried_headers
 from integration_service.runtime.current import get_runtime
 from integration_service.runtime.forwarding import (
     HOPS_HEADER,
@@ -64,7 +65,7 @@ class SessionTask(ServiceTask):
             exchange="",
             routing_key=queue.name,
             declare=[queue],
-            headers={**(getattr(self.request, "headers", None) or {}), HOPS_HEADER: hops},
+            headers=carried_headers(self.request, **{HOPS_HEADER: hops}),
             retries=self.request.retries,
         )
 

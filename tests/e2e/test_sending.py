@@ -134,6 +134,42 @@ def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
     assert tries == 2
 
 
+def test_a_send_deferred_again_and_again_through_the_same_delay_queues_arrives(
+    system: SystemUnderTest, sessions: list[Provisioned], recipients: list[str]
+) -> None:
+    """Regression: retries used to carry RabbitMQ's ``x-death`` history with them.
+
+    FLOOD_WAIT_2 gives a 3 s countdown (2 s plus jitter, rounded up): delayed delivery's
+    2 s queue dead-letters into its 1 s queue. On the second deferral the copy reached
+    the 1 s queue again with that history, the broker took it for a dead-letter cycle
+    and dropped it, although the publish had been confirmed.
+    """
+    client: IntegrationClient = system.client()
+    flooded = sessions[2]
+    system.control.inject_fault(
+        user_id=flooded.user_id,
+        kind="flood_wait",
+        method="messages.sendMessage",
+        seconds=2,
+        count=3,
+    )
+    handle = client.send_message(
+        TENANT, flooded.key.app_id, recipients[50], "deferred thrice", idempotency_key="flood-3x"
+    )
+    assert client.wait(handle, timeout=90)["status"] == "sent"
+    texts = [m["text"] for m in system.control.messages(sender_id=flooded.user_id)]
+    assert texts.count("deferred thrice") == 1
+    with system.engine.connect() as conn:
+        tries = conn.execute(
+            text(
+                "SELECT attempts FROM message_outbox WHERE tenant_id = :t "
+                "AND idempotency_key = 'flood-3x'"
+            ),
+            {"t": TENANT},
+        ).scalar_one()
+    assert tries == 4
+
+
 def test_pacing_spaces_sends_to_one_chat(
     system: SystemUnderTest, sessions: list[Provisioned], recipients: list[str]
 ) -> None:

@@ -40,6 +40,8 @@ class Outcome:
     logins: int
     # For a failing case: outbox rows of lost sends by (status, error code).
     lost_rows: tuple[tuple[str, str | None, int], ...] = ()
+    # For a failing case: where each lost send's job was last seen (worker log lines).
+    trace: str = ""
 
 
 class Workload:
@@ -161,18 +163,21 @@ class Workload:
         lost = len(missing)
         duplicated = sum(n - 1 for n in ours.values() if n > 1)
         lost_rows: tuple[tuple[str, str | None, int], ...] = ()
+        trace = ""
         if missing:
             with self.system.engine.connect() as conn:
-                lost_rows = tuple(
-                    (r.status, r.error_code, r.attempts)
-                    for r in conn.execute(
+                rows = list(
+                    conn.execute(
                         text(
-                            "SELECT status, error_code, attempts FROM message_outbox "
+                            "SELECT idempotency_key, status, error_code, attempts, task_id "
+                            "FROM message_outbox "
                             "WHERE tenant_id = :t AND idempotency_key = ANY(:keys)"
                         ),
                         {"t": self.tenant, "keys": missing},
                     )
                 )
+            lost_rows = tuple((r.status, r.error_code, r.attempts) for r in rows)
+            trace = self._trace({r.idempotency_key: r.task_id for r in rows}, missing)
         return Outcome(
             accepted=len(accepted),
             refused=len(self.ledger.refused),
@@ -181,7 +186,24 @@ class Workload:
             duplicated=duplicated,
             logins=self.ledger.logins_ok,
             lost_rows=lost_rows,
+            trace=trace,
         )
+
+    def _trace(self, task_ids: dict[str, str | None], missing: list[str]) -> str:
+        """Every worker log line naming a lost send's job, and the broker's non-empty queues."""
+        lines = []
+        logs = sorted(self.system.state_dir.glob("worker-*.log"))
+        for key in missing[:5]:
+            task_id = task_ids.get(key)
+            lines.append(f"-- {key} task_id={task_id}")
+            if task_id is None:
+                continue
+            for log in logs:
+                for line in log.read_text(errors="replace").splitlines():
+                    if task_id in line:
+                        lines.append(f"{log.name}: {line[:400]}")
+        lines.append("-- queues with messages: " + ", ".join(self.system.busy_queues()))
+        return "\n".join(lines)
 
     def sessions_authorized(self) -> bool:
         return all(self.system.store.require(s.key).state == "authorized" for s in self.sessions)

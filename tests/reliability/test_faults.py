@@ -45,7 +45,7 @@ def progressed(load: Workload, count: int, timeout: float = 60) -> None:
 
 
 def assert_clean(system: SystemUnderTest, load: Workload, outcome: Outcome) -> None:
-    assert outcome.lost == 0, outcome
+    assert outcome.lost == 0, f"{outcome}\n{outcome.trace}"
     assert outcome.duplicated == 0, outcome
     assert outcome.accepted > 0
     assert load.auth_key_duplicated() == 0
@@ -112,12 +112,6 @@ def test_rabbitmq_restarted(
     assert_clean(system, load, outcome)
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 7): now and then one accepted send (0.5 %) is still queued at "
-    "the settle deadline after the Redis restart; suspected: a deferred retry held in a "
-    "RabbitMQ 3.10 quorum delayed-delivery level queue until other traffic arrives",
-    strict=False,
-)
 def test_redis_restarted(
     system: SystemUnderTest, results: list[dict[str, Any]], fleet: list[WorkerProcess]
 ) -> None:
@@ -148,11 +142,6 @@ def test_redis_restarted(
         assert row.lease_generation == system.redis.hget("lease_generation", "id").decode()
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 7): after a 20 s PostgreSQL outage a few accepted sends "
-    "(about 2 %) stay queued past the settle deadline; the cause is not found yet",
-    strict=False,
-)
 def test_postgres_down_for_20_seconds(
     system: SystemUnderTest, results: list[dict[str, Any]], fleet: list[WorkerProcess]
 ) -> None:
@@ -198,12 +187,6 @@ def test_postgres_down_for_20_seconds(
     assert 'circuit_open{circuit="database"} 0.0' in metrics
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 7): in 1 of 4 full runs, 4 of 180 accepted sends were still "
-    "queued (never tried) at the deadline; same suspected cause as the Redis case: deferred "
-    "retries held in RabbitMQ 3.10 quorum delayed-delivery queues once traffic stops",
-    strict=False,
-)
 def test_connections_dropped_and_slow_responses(
     system: SystemUnderTest, results: list[dict[str, Any]], fleet: list[WorkerProcess]
 ) -> None:

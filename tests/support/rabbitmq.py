@@ -24,3 +24,31 @@ def private_vhost() -> Iterator[str]:
         yield f"amqp://{BROKER_HOST}/{name}"
     finally:
         _rabbitmqctl("delete_vhost", name)
+
+
+def busy_queues(broker_url: str) -> list[str]:
+    """``name=ready/unacked`` of every queue holding messages in the URL's vhost."""
+    vhost = broker_url.rsplit("/", 1)[-1] or "/"
+    listed = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            vhost,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "--no-table-headers",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    busy = []
+    for line in listed.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and (parts[1] != "0" or parts[2] != "0"):
+            busy.append(f"{parts[0]}={parts[1]}/{parts[2]}")
+    return busy

@@ -35,6 +35,7 @@ from integration_service.store import SessionKey, SessionMaterial, SessionStore,
 from integration_service.telegram.fingerprint import fingerprint_of
 from tests.support.emulator_control import EmulatorControl
 from tests.support.processes import celery_worker_args, stop_process, wait_for
+from tests.support.rabbitmq import busy_queues
 
 E2E_REDIS_DB = 11
 
@@ -188,6 +189,10 @@ class SystemUnderTest:
         beat = WorkerProcess(name, process, log_path)
         self._workers.append(beat)
         return beat
+
+    def busy_queues(self) -> list[str]:
+        """The broker's queues in this system's vhost that hold messages (for diagnoses)."""
+        return busy_queues(self.env["CELERY_BROKER_URL"])
 
     def stop_worker(self, worker: WorkerProcess) -> int:
         return stop_process(worker.process, timeout=30)

@@ -1,0 +1,39 @@
+"""The headers a job carries into its re-published copy (a retry or a forward).
+
+RabbitMQ records each dead-lettering in ``x-death`` (and ``x-first-death-*`` /
+``x-last-death-*``). Retries travel through native delayed delivery, a cascade of TTL
+queues that dead-letter into each other, and forwarded jobs return through their
+per-worker queue's TTL. If a re-published copy still carried that history, the broker's
+cycle detection would see the copy reach a queue it had already expired from, with no
+rejection in between, and drop it silently: a lost job with a confirmed publish. Celery
+filters these headers itself, but only from the headers it builds; any code that passes
+the request's headers explicitly must go through ``carried_headers``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BROKER_DEATH_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+
+
+def carried_headers(request: object, **extra: Any) -> dict[str, Any]:
+    """The request's headers minus the broker's dead-letter history, plus ``extra``."""
+    headers = getattr(request, "headers", None)
+    carried = {
+        key: value
+        for key, value in (headers.items() if isinstance(headers, dict) else ())
+        if key not in BROKER_DEATH_HEADERS
+    }
+    carried.update(extra)
+    return carried
