@@ -4,7 +4,8 @@ Every input is validated before anything is enqueued, each failure with its own 
 (``integration_service.inputs``); unknown tenants and sessions, and sessions Telegram has
 ended, are refused here too, so nothing that cannot succeed reaches a queue. Secrets
 (login code, password, bot token) go through a one-time Redis drop, never into a job.
-Imports no worker internals: only settings, validation, the store and Celery.
+Imports no worker internals: only settings, validation, the store, Celery, and the
+lease and queue naming it needs to route a job straight to its session's owner.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from sqlalchemy.engine import Engine
 
 from integration_service import inputs
 from integration_service.errors import PermanentError
+from integration_service.leases.owner import owner_queue_prefix
 from integration_service.queues import route_for
+from integration_service.runtime.forwarding import worker_queue
 from integration_service.secret_drop import put_secret
 from integration_service.sessions.state_machine import TERMINAL
 from integration_service.sessions.tickets import LoginTickets
@@ -122,6 +125,21 @@ class IntegrationClient:
         route = route_for(task)
         assert route is not None, task
         job_id = str(uuid.uuid4())
+        destination: dict[str, Any] = {}
+        queue_name = route["queue"]
+        owner = self._owner_queue_prefix(key)
+        if owner is not None:
+            # Straight to the worker holding the session: no forwarding hop. The queue is
+            # declared (once per connection) with the worker's own arguments, so a publish
+            # can never vanish into a queue that does not exist.
+            queue = worker_queue(owner, route["queue"], self.settings.worker_queue_message_ttl)
+            queue_name = queue.name
+            destination = {
+                "queue": queue,
+                "exchange": "",
+                "routing_key": queue.name,
+                "declare": [queue],
+            }
         self.app.send_task(
             task,
             kwargs={"tenant_id": key.tenant_id, "app_id": key.app_id, **kwargs},
@@ -129,8 +147,18 @@ class IntegrationClient:
             # What Flower and logs show: never a phone number or secret reference.
             kwargsrepr=kwargsrepr or repr({"tenant_id": key.tenant_id, "app_id": key.app_id}),
             argsrepr="()",
+            **destination,
         )
-        return JobHandle(job_id, task, route["queue"], key.tenant_id, key.app_id, idempotency_key)
+        return JobHandle(job_id, task, queue_name, key.tenant_id, key.app_id, idempotency_key)
+
+    def _owner_queue_prefix(self, key: SessionKey) -> str | None:
+        if not self.settings.route_to_owner:
+            return None
+        try:
+            return owner_queue_prefix(self.redis, key.tenant_id, key.app_id)
+        except redis.RedisError:
+            # Only a hint: the shared queue is always a correct destination.
+            return None
 
     def start_qr_login(self, tenant_id: str, app_id: str) -> JobHandle:
         key = self._key(tenant_id, app_id)

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     worker_liveness_ttl: int = Field(default=75, ge=2, le=3600)
     worker_queue_message_ttl: int = Field(default=120, ge=1, le=86400)
     forward_max_hops: int = Field(default=3, ge=1, le=20)
+    # Producers publish a warm session's jobs straight to its owner's queue (leases/owner.py).
+    route_to_owner: bool = True
     client_pool_max: int = Field(default=500, ge=1, le=100000)
     client_idle_timeout: int = Field(default=600, ge=1, le=86400)
     task_timeout: float = Field(default=60.0, gt=0)

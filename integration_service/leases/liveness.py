@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from integration_service.leases.manager import LeaseUnavailable
+from integration_service.leases.manager import LeaseUnavailable, liveness_key
 
 
 def _text(value: Any) -> str:
@@ -40,7 +40,7 @@ class WorkerLiveness:
         self.key_prefix = key_prefix
 
     def key(self, worker_id: str) -> str:
-        return f"{self.key_prefix}worker_alive:{worker_id}"
+        return liveness_key(worker_id, self.key_prefix)
 
     def beat(self) -> None:
         """Announce this worker alive for another `ttl` seconds; beat well inside the TTL."""

@@ -58,6 +58,20 @@ class Lease:
         return (self.tenant_id, self.app_id)
 
 
+def lock_key(tenant_id: str, app_id: str, key_prefix: str = "") -> str:
+    """The session's lease hash (``worker``, ``epoch``)."""
+    for part in (tenant_id, app_id):
+        if not part or ":" in str(part):
+            # A colon would let ("a:b", "c") and ("a", "b:c") share one lease.
+            raise ValueError("tenant_id and app_id must be non-empty and free of ':'")
+    return f"{key_prefix}session_lock:{tenant_id}:{app_id}"
+
+
+def liveness_key(worker_id: str, key_prefix: str = "") -> str:
+    """The worker's liveness key; its value is the worker's own queue prefix."""
+    return f"{key_prefix}worker_alive:{worker_id}"
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -89,19 +103,14 @@ class LeaseManager:
         self._release = redis_client.register_script(scripts.RELEASE)
 
     def lock_key(self, tenant_id: str, app_id: str) -> str:
-        for part in (tenant_id, app_id):
-            if not part or ":" in str(part):
-                # A colon would let ("a:b", "c") and ("a", "b:c") share one lease.
-                raise ValueError("tenant_id and app_id must be non-empty and free of ':'")
-        return f"{self.key_prefix}session_lock:{tenant_id}:{app_id}"
+        return lock_key(tenant_id, app_id, self.key_prefix)
 
     def epoch_key(self, tenant_id: str, app_id: str) -> str:
         self.lock_key(tenant_id, app_id)
         return f"{self.key_prefix}session_epoch:{tenant_id}:{app_id}"
 
     def liveness_key(self, worker_id: str) -> str:
-        # Must match WorkerLiveness.key: give both the same key_prefix.
-        return f"{self.key_prefix}worker_alive:{worker_id}"
+        return liveness_key(worker_id, self.key_prefix)
 
     @contextmanager
     def _timed(self, operation: Operation) -> Iterator[None]:

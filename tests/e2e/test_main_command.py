@@ -203,10 +203,16 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
         'celery_tasks_total{queue="high",status="success",task="tasks.connect.start_qr_login"}',
     ):
         assert name in high, name
-    # The high worker owns the session it logged in, so the send was forwarded there.
+    # The high worker owns the session it logged in, so the producer published the send
+    # straight to that worker's own queue: the bulk worker never saw it (no forward hop).
     assert 'telegram_messages_sent_total{type="account"} 1.0' in high
-    forwarded = [line for line in bulk.splitlines() if line.startswith("celery_tasks_total")]
-    assert any('status="forwarded"' in line for line in forwarded), forwarded
+    assert (
+        'celery_tasks_total{queue="mid",status="success",task="tasks.messages.send_message"} 1.0'
+        in high
+    )
+    assert "tasks.messages.send_message" not in "".join(
+        line for line in bulk.splitlines() if line.startswith("celery_tasks_total")
+    )
     assert 'rabbitmq_queue_messages{queue="dead_letter"}' in bulk
     assert "tenant" not in "".join(line for line in bulk.splitlines() if not line.startswith("#"))
 

@@ -26,8 +26,7 @@ def test_400_interleaved_jobs_over_two_workers(
     system: SystemUnderTest, sessions: list[Provisioned]
 ) -> None:
     before = connections_by_user(system)
-    system.start_worker("alpha")
-    system.start_worker("beta")
+    workers = [system.start_worker("alpha"), system.start_worker("beta")]
 
     results = []
     for i in range(JOBS):
@@ -57,6 +56,15 @@ def test_400_interleaved_jobs_over_two_workers(
         ).all()
     # Every send was tried exactly once: no job ran twice, none was lost.
     assert dict(attempts) == {1: JOBS}
+    # Published to the shared queue (not through the producer API's owner routing), the
+    # jobs that reached the worker not holding their session were forwarded to the owner.
+    forwarded = [
+        line
+        for worker in workers
+        for line in worker.metrics().splitlines()
+        if line.startswith("celery_tasks_total") and 'status="forwarded"' in line
+    ]
+    assert forwarded and all(float(line.rsplit(" ", 1)[1]) > 0 for line in forwarded)
 
     after = connections_by_user(system)
     stats = system.control.stats()

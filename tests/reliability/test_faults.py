@@ -20,7 +20,7 @@ from integration_service.queues import dead_letter_queue, job_queue
 from tests.reliability import services
 from tests.reliability.harness import Outcome, Workload
 from tests.support.processes import wait_for
-from tests.support.system import SystemUnderTest, WorkerProcess
+from tests.support.system import SystemUnderTest, WorkerProcess, send_kwargs
 
 
 def record(results: list[dict[str, Any]], case: str, load: str, faults: str, o: Outcome) -> None:
@@ -152,21 +152,20 @@ def test_postgres_down_for_20_seconds(
     with Workload(system, tenant, sessions, rate=20, logins=False) as load:
         progressed(load, 60)
         queued_before = len(load.ledger.accepted)
-        # Jobs already queued when the database goes away must retry, not fail.
-        client = system.client()
-        held = [
-            client.send_message(
-                tenant,
-                s.key.app_id,
-                load.recipients[-1 - i],
-                f"{tenant}-held{i}",
-                idempotency_key=f"{tenant}-held{i}",
-            )
-            for i, s in enumerate(sessions * 5)
-        ]
         try:
             services.postgres_stop()
-            time.sleep(20)
+            # Jobs published while the database is away (straight to the queue: the
+            # producer API itself needs the database) must retry, not fail.
+            held = [
+                system.producer.send_task(
+                    "tasks.messages.send_message",
+                    kwargs=send_kwargs(
+                        s, load.recipients[-1 - i], f"{tenant}-held{i}", f"{tenant}-held{i}"
+                    ),
+                )
+                for i, s in enumerate(sessions * 5)
+            ]
+            time.sleep(20)  # the outage itself
         finally:
             services.postgres_start()
         progressed(load, 60, timeout=120)
