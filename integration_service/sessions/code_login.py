@@ -7,12 +7,18 @@ steps are forwarded there by the job layer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from telethon import errors as tg
 
 from integration_service.runtime.client_pool import PooledClient
-from integration_service.runtime.session_runtime import SessionNotUsable, SessionRuntime
+from integration_service.runtime.session_runtime import (
+    ActiveSession,
+    SessionNotUsable,
+    SessionRuntime,
+)
 from integration_service.sessions import state_machine as sm
 from integration_service.sessions.login_common import (
     CapturedSession,
@@ -80,69 +86,46 @@ def submit_code(
     phone = tickets.get(key).get("phone")
     if not phone:
         raise LoginExpired(f"no code login in progress for {key}; request a code first")
-    try:
-        with runtime.session(key) as active:
-            lease = active.lease
-            try:
-                user = active.call(lambda client: client.sign_in(phone=phone, code=code))
-            except tg.SessionPasswordNeededError:
-                return stay(
-                    runtime,
-                    tickets,
-                    key,
-                    lease,
-                    method="code",
-                    state=sm.PASSWORD_REQUIRED,
-                    error="",
-                    task_id=task_id,
-                )
-            except (tg.PhoneCodeInvalidError, tg.PhoneCodeEmptyError):
-                return stay(
-                    runtime,
-                    tickets,
-                    key,
-                    lease,
-                    method="code",
-                    state=sm.CODE_SENT,
-                    error="phone_code_invalid",
-                    task_id=task_id,
-                )
-            except tg.PhoneCodeExpiredError:
-                return stay(
-                    runtime,
-                    tickets,
-                    key,
-                    lease,
-                    method="code",
-                    state=sm.CODE_SENT,
-                    error="phone_code_expired",
-                    task_id=task_id,
-                )
-            except tuple(_FATAL_PHONE) as error:
-                return fail_login(
-                    runtime,
-                    tickets,
-                    key,
-                    lease,
-                    method="code",
-                    error=_FATAL_PHONE[type(error)],
-                    task_id=task_id,
-                )
-            captured = runtime.loop.run(_capture(active.pooled, user), 10)
-            return persist_authorized(
+    gone = f"the client that requested the code for {key} is gone; request a new code"
+    with _login_client(runtime, key, gone) as active:
+        lease = active.lease
+        try:
+            user = active.call(lambda client: client.sign_in(phone=phone, code=code))
+        except tg.SessionPasswordNeededError:
+            return stay(
                 runtime,
                 tickets,
                 key,
                 lease,
-                captured,
-                kind="user",
                 method="code",
+                state=sm.PASSWORD_REQUIRED,
+                error="",
                 task_id=task_id,
             )
-    except SessionNotUsable:
-        raise LoginExpired(
-            f"the client that requested the code for {key} is gone; request a new code"
-        ) from None
+        except (tg.PhoneCodeInvalidError, tg.PhoneCodeEmptyError, tg.PhoneCodeExpiredError) as e:
+            # The code step stays open: the user may type the code again or ask for a new one.
+            expired = isinstance(e, tg.PhoneCodeExpiredError)
+            return stay(
+                runtime,
+                tickets,
+                key,
+                lease,
+                method="code",
+                state=sm.CODE_SENT,
+                error="phone_code_expired" if expired else "phone_code_invalid",
+                task_id=task_id,
+            )
+        except tuple(_FATAL_PHONE) as error:
+            return fail_login(
+                runtime,
+                tickets,
+                key,
+                lease,
+                method="code",
+                error=_FATAL_PHONE[type(error)],
+                task_id=task_id,
+            )
+        return _authorized(runtime, tickets, key, active, user, method="code", task_id=task_id)
 
 
 def submit_password(
@@ -157,35 +140,22 @@ def submit_password(
     row = runtime.store.require(key)
     if row.state != sm.PASSWORD_REQUIRED:
         raise LoginExpired(f"session {key} is {row.state}, not waiting for a password")
-    try:
-        with runtime.session(key) as active:
-            lease = active.lease
-            try:
-                user = active.call(lambda client: client.sign_in(password=password))
-            except tg.PasswordHashInvalidError:
-                return stay(
-                    runtime,
-                    tickets,
-                    key,
-                    lease,
-                    method=method,
-                    state=sm.PASSWORD_REQUIRED,
-                    error="password_invalid",
-                    task_id=task_id,
-                )
-            captured = runtime.loop.run(_capture(active.pooled, user), 10)
-            return persist_authorized(
+    gone = f"the login client for {key} is gone; start the login again"
+    with _login_client(runtime, key, gone) as active:
+        try:
+            user = active.call(lambda client: client.sign_in(password=password))
+        except tg.PasswordHashInvalidError:
+            return stay(
                 runtime,
                 tickets,
                 key,
-                lease,
-                captured,
-                kind="user",
+                active.lease,
                 method=method,
+                state=sm.PASSWORD_REQUIRED,
+                error="password_invalid",
                 task_id=task_id,
             )
-    except SessionNotUsable:
-        raise LoginExpired(f"the login client for {key} is gone; start the login again") from None
+        return _authorized(runtime, tickets, key, active, user, method=method, task_id=task_id)
 
 
 def connect_bot(
@@ -215,6 +185,33 @@ def connect_bot(
     captured = runtime.loop.run(_capture(pooled, user), 10)
     return persist_authorized(
         runtime, tickets, key, pooled.lease, captured, kind="bot", method="bot", task_id=task_id
+    )
+
+
+@contextmanager
+def _login_client(runtime: SessionRuntime, key: SessionKey, gone: str) -> Iterator[ActiveSession]:
+    """The client pinned to this login; LoginExpired (saying ``gone``) if it is no more."""
+    try:
+        with runtime.session(key) as active:
+            yield active
+    except SessionNotUsable:
+        raise LoginExpired(gone) from None
+
+
+def _authorized(
+    runtime: SessionRuntime,
+    tickets: LoginTickets,
+    key: SessionKey,
+    active: ActiveSession,
+    user: Any,
+    *,
+    method: str,
+    task_id: str | None,
+) -> LoginStatus:
+    """Signed in: capture the session string on the loop and persist it as authorized."""
+    captured = runtime.loop.run(_capture(active.pooled, user), 10)
+    return persist_authorized(
+        runtime, tickets, key, active.lease, captured, kind="user", method=method, task_id=task_id
     )
 
 

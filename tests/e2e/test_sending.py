@@ -44,6 +44,20 @@ def delivered(system: SystemUnderTest, sessions: list[Provisioned]) -> list[dict
     return [m for s in sessions for m in system.control.messages(sender_id=s.user_id)]
 
 
+def attempts_of(system: SystemUnderTest, idempotency_key: str) -> int:
+    """How many times the outbox says the send was tried against Telegram."""
+    with system.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT attempts FROM message_outbox WHERE tenant_id = :t "
+                    "AND idempotency_key = :k"
+                ),
+                {"t": TENANT, "k": idempotency_key},
+            ).scalar_one()
+        )
+
+
 def test_1000_sends_exactly_once_and_repeats_send_nothing(
     system: SystemUnderTest, sessions: list[Provisioned], recipients: list[str]
 ) -> None:
@@ -122,14 +136,7 @@ def test_flood_wait_is_retried_when_telegram_says_and_others_keep_flowing(
     # Not before Telegram allowed it, and the other sessions did not wait for it.
     assert float(flood_message["date"]) - started >= 3.0
     assert quick_done - started < 3.0
-    with system.engine.connect() as conn:
-        tries = conn.execute(
-            text(
-                "SELECT attempts FROM message_outbox WHERE tenant_id = :t "
-                "AND idempotency_key = 'flood-1'"
-            ),
-            {"t": TENANT},
-        ).scalar_one()
+    tries = attempts_of(system, "flood-1")
     # The outbox counts both tries: the flooded one and the one that went through.
     assert tries == 2
 
@@ -159,14 +166,7 @@ def test_a_send_deferred_again_and_again_through_the_same_delay_queues_arrives(
     assert client.wait(handle, timeout=90)["status"] == "sent"
     texts = [m["text"] for m in system.control.messages(sender_id=flooded.user_id)]
     assert texts.count("deferred thrice") == 1
-    with system.engine.connect() as conn:
-        tries = conn.execute(
-            text(
-                "SELECT attempts FROM message_outbox WHERE tenant_id = :t "
-                "AND idempotency_key = 'flood-3x'"
-            ),
-            {"t": TENANT},
-        ).scalar_one()
+    tries = attempts_of(system, "flood-3x")
     assert tries == 4
 
 

@@ -13,25 +13,16 @@ from kombu import Connection
 
 from integration_service import inputs
 from integration_service.client import IntegrationClient, UnknownTenant
-from integration_service.queues import JOB_QUEUES, declare_topology, job_queue
+from integration_service.queues import JOB_QUEUES, job_queue
 from integration_service.settings import Settings
 from integration_service.store import SessionKey, SessionMaterial, SessionNotFound, SessionStore
 from integration_service.store.records import IDENTIFIER_PATTERN
 from integration_service.telegram.errors import SessionTerminated
-from tests.support.rabbitmq import private_vhost
 
 TENANT = "tenant-prod"
 HYPOTHESIS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with private_vhost() as url:
-        with Connection(url) as conn:
-            declare_topology(conn)
-        yield url
 
 
 @pytest.fixture

@@ -12,23 +12,13 @@ from kombu import Connection
 
 from integration_service.client import IntegrationClient
 from integration_service.leases.manager import liveness_key, lock_key
-from integration_service.queues import declare_topology
 from integration_service.runtime.forwarding import worker_queue
 from integration_service.settings import Settings
 from integration_service.store import SessionKey, SessionMaterial, SessionStore
-from tests.support.rabbitmq import private_vhost
 
 TENANT = "tenant-route"
 OWNER = "w_owner-1"
 REDIS_DB = 13
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with private_vhost() as url:
-        with Connection(url) as conn:
-            declare_topology(conn)
-        yield url
 
 
 @pytest.fixture
