@@ -7,32 +7,23 @@ real `celery worker` processes) and tears all of it down, even on failure.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
 import statistics
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from telethon.sessions import StringSession
-
 from integration_service.emulator.testing import EmulatorProcess
-from integration_service.emulator.world.client_helper import authorized_client, random_phone
-from integration_service.store import SessionKey
+from integration_service.emulator.world.client_helper import random_phone
 from tests.support.database import migrate, scratch_database
 from tests.support.rabbitmq import private_vhost
-from tests.support.system import Provisioned, SystemUnderTest
+from tests.support.system import SystemUnderTest
 
 # Not the end-to-end tests' db 11: SystemUnderTest flushes its Redis db on start and close,
 # so a benchmark and a test run sharing one db would wipe each other's leases.
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/12"
-# Provisioning runs this many sign-ins at once: enough to keep both cores busy (client
-# key exchange here, server side in the emulator) without piling up handshakes that time out.
-PROVISION_CONCURRENCY = 16
-PROVISION_ATTEMPTS = 3
 
 
 def machine_load() -> str:
@@ -92,58 +83,6 @@ def bench_system(overrides: dict[str, str] | None = None) -> Iterator[SystemUnde
         )
         stack.callback(system.close)
         yield system
-
-
-async def _provision_one(
-    system: SystemUnderTest, tenant_id: str, index: int, gate: asyncio.Semaphore
-) -> Provisioned:
-    async with gate:
-        # A handshake the busy emulator drops is retried with a fresh user, as a person would.
-        for attempt in range(PROVISION_ATTEMPTS):
-            phone = random_phone()
-            username = f"bench{phone[-7:]}x{index}"
-            try:
-                client = await authorized_client(
-                    str(system.emulator.control_url),
-                    system.emulator.endpoint,
-                    phone,
-                    username=username,
-                )
-                break
-            except (ConnectionError, asyncio.IncompleteReadError, OSError):
-                if attempt == PROVISION_ATTEMPTS - 1:
-                    raise
-        try:
-            me = await client.get_me()
-            string = StringSession.save(client.session)
-            auth_key = client.session.auth_key.key
-        finally:
-            await client.disconnect()
-    key = SessionKey(tenant_id, f"bench-{index:05d}")
-    # The store is synchronous; a thread keeps the other sign-ins moving meanwhile.
-    await asyncio.to_thread(system.store_session, key, string, auth_key, int(me.id))
-    return Provisioned(key, int(me.id), phone, username)
-
-
-async def _provision_all(
-    system: SystemUnderTest, count: int, tenant_id: str, first_index: int
-) -> list[Provisioned]:
-    gate = asyncio.Semaphore(PROVISION_CONCURRENCY)
-    return list(
-        await asyncio.gather(
-            *(_provision_one(system, tenant_id, first_index + i, gate) for i in range(count))
-        )
-    )
-
-
-def provision_parallel(
-    system: SystemUnderTest, count: int, tenant_id: str, first_index: int = 0
-) -> tuple[list[Provisioned], float]:
-    """``count`` emulator users signed in by code (in parallel), stored as sessions."""
-    system.store.ensure_tenant(tenant_id)
-    started = time.perf_counter()
-    made = asyncio.run(_provision_all(system, count, tenant_id, first_index))
-    return made, time.perf_counter() - started
 
 
 def create_recipients(system: SystemUnderTest, count: int) -> list[str]:

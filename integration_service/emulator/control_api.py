@@ -7,6 +7,7 @@ plain dicts directly. Bad input answers 400 with a specific message, unknown obj
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -205,6 +206,23 @@ async def revoke(request: web.Request) -> web.Response:
     return web.json_response({"user_id": account.user_id, "revoked_keys": revoked})
 
 
+async def mint_session(request: web.Request) -> web.Response:
+    """A signed-in auth key for a user, without a login (set-up at scale)."""
+    world, body = _world(request), await json_body(request)
+    account = _account(world, body)
+    key = world.mint_session(account.user_id)
+    return web.json_response(
+        {
+            "user_id": account.user_id,
+            "auth_key": base64.b64encode(key).decode(),
+            "dc_id": world.help.dc_id,
+            "host": world.help.host,
+            "port": world.help.port,
+        },
+        status=201,
+    )
+
+
 async def ban(request: web.Request) -> web.Response:
     world, body = _world(request), await json_body(request)
     account = _account(world, body)
@@ -310,6 +328,7 @@ def build_control_app(world: TelegramWorld) -> web.Application:
     app.router.add_get("/codes/{phone}", last_code)
     app.router.add_post("/qr/approve", approve_qr)
     app.router.add_post("/revoke", revoke)
+    app.router.add_post("/sessions", mint_session)
     app.router.add_post("/ban", ban)
     app.router.add_post("/unban", unban)
     app.router.add_post("/faults", inject_fault)

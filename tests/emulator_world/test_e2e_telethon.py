@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from telethon import TelegramClient, errors
+from telethon.sessions import StringSession
 from telethon.tl import functions, types
 
 from integration_service.emulator.runner import default_control_starter
@@ -23,6 +24,7 @@ from integration_service.emulator.world.client_helper import (
     authorized_client,
     control_call,
     emulator_client,
+    minted_session,
     random_phone,
 )
 from integration_service.telegram.endpoint import TelegramEndpoint
@@ -293,6 +295,33 @@ def test_revoked_sessions(emu: Emu, mode: str, error: type[Exception]) -> None:
             assert revoked["revoked_keys"] == 1
             with pytest.raises(error):
                 await client(functions.updates.GetStateRequest())
+
+    _run(scenario)
+
+
+def test_a_minted_session_is_signed_in_and_behaves_like_a_login(emu: Emu) -> None:
+    async def scenario() -> None:
+        phone = random_phone()
+        user = await emu.api("POST", "/users", {"phone": phone, "first_name": "Minted"})
+        minted = await emu.api("POST", "/sessions", {"user_id": user["user_id"]})
+        string, key = minted_session(minted)
+        assert len(key) == 256
+        client = emulator_client(emu.endpoint)
+        client.session = StringSession(string)
+        async with _connected(client):
+            await client.connect()
+            me = await client.get_me()
+            assert me.id == user["user_id"] and me.phone == phone
+            # The key is an ordinary one from here on: revocation ends it.
+            revoked = await emu.api("POST", "/revoke", {"user_id": user["user_id"]})
+            assert revoked["revoked_keys"] == 1
+            with pytest.raises(errors.AuthKeyUnregisteredError):
+                await client(functions.updates.GetStateRequest())
+        await emu.api("POST", "/ban", {"user_id": user["user_id"]})
+        with pytest.raises(ControlApiError, match="400 user is banned"):
+            await emu.api("POST", "/sessions", {"user_id": user["user_id"]})
+        with pytest.raises(ControlApiError, match="404 unknown user"):
+            await emu.api("POST", "/sessions", {"user_id": 1})
 
     _run(scenario)
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,17 @@ from telethon.sessions import StringSession
 from integration_service.client import IntegrationClient
 from integration_service.crypto import LocalKeyring
 from integration_service.emulator.testing import EmulatorProcess
-from integration_service.emulator.world.client_helper import authorized_client, random_phone
+from integration_service.emulator.world.client_helper import (
+    authorized_client,
+    minted_session,
+    random_phone,
+)
 from integration_service.runtime.forwarding import worker_queue_prefix
 from integration_service.runtime.session_runtime import session_context
 from integration_service.settings import Settings, load_settings
 from integration_service.store import SessionKey, SessionMaterial, SessionStore, build_engine
 from integration_service.telegram.fingerprint import fingerprint_of
-from tests.support.emulator_control import EmulatorControl
+from tests.support.emulator_control import ControlError, EmulatorControl
 from tests.support.processes import celery_worker_args, stop_process, wait_for
 from tests.support.rabbitmq import busy_queues
 
@@ -222,6 +227,36 @@ class SystemUnderTest:
             self.store_session(key, string, auth_key, int(me.id))
             made.append(Provisioned(key, int(me.id), phone, username))
         return made
+
+    def provision_minted(
+        self, count: int, tenant_id: str, *, threads: int = 8
+    ) -> list[Provisioned]:
+        """``count`` users whose auth keys the emulator mints already signed in, stored as
+        sessions: set-up at a scale where real logins (a key exchange each) take too long.
+        ``provision`` signs in for real."""
+        self.store.ensure_tenant(tenant_id)
+        stamp = os.urandom(3).hex()
+
+        def one(index: int) -> Provisioned:
+            for attempt in range(5):
+                phone = f"7997{index:07d}" if attempt == 0 else random_phone()
+                username = f"m{stamp}x{index}a{attempt}"
+                try:
+                    user = self.control.create_user(phone, "Minted", username=username)
+                    break
+                except ControlError:
+                    continue  # the phone is taken in this world: another one
+            else:
+                raise AssertionError(f"no free phone number for user {index}")
+            user_id = int(user["user_id"])
+            minted = self.control.call("POST", "/sessions", {"user_id": user_id})
+            string, auth_key = minted_session(minted)
+            key = SessionKey(tenant_id, f"app-m{index:05d}-{phone[-4:]}")
+            self.store_session(key, string, auth_key, user_id)
+            return Provisioned(key, user_id, phone, username)
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(one, range(count)))
 
     def client(self) -> IntegrationClient:
         """The producer API, wired to this system's broker, database and Redis."""

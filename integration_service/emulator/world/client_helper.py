@@ -7,11 +7,13 @@ would with the code from their phone.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
 import aiohttp
 from telethon import TelegramClient
+from telethon.crypto import AuthKey
 from telethon.sessions import StringSession
 
 from integration_service.telegram.endpoint import (
@@ -44,6 +46,16 @@ async def control_call(
 def random_phone() -> str:
     """A Russian mobile number nobody is likely to have taken in this world yet."""
     return "7999" + "".join(secrets.choice("0123456789") for _ in range(7))
+
+
+def minted_session(minted: dict[str, Any]) -> tuple[str, bytes]:
+    """(StringSession string, raw auth key) for an answer of the control API's
+    ``POST /sessions``: a key the emulator already signed in, without a login."""
+    key = base64.b64decode(minted["auth_key"])
+    session = StringSession()
+    session.set_dc(int(minted["dc_id"]), str(minted["host"]), int(minted["port"]))
+    session.auth_key = AuthKey(key)
+    return StringSession.save(session), key
 
 
 def emulator_client(endpoint: TelegramEndpoint, **client_options: Any) -> TelegramClient:

@@ -16,6 +16,7 @@ from typing import Any
 
 from telethon.tl import functions
 
+from integration_service.emulator.auth_keys import AuthKeyStore
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world.auth import CodeLogin
 from integration_service.emulator.world.boxes import MessageBoxes
@@ -55,6 +56,8 @@ class TelegramWorld(WorldControl):
         self.drop_connections: Callable[[int | None], Awaitable[int]] | None = None
         # Set by the runner: the server's connection counters (control API /stats).
         self.server_stats: Callable[[], dict[str, Any]] | None = None
+        # Set by the runner: the data centre's auth key store (WorldControl.mint_session).
+        self.auth_keys: AuthKeyStore | None = None
         self.state = WorldState(clock=clock)
         self.help = HelpMethods(self.state, dc_id, dc_host, dc_port)
         self.codes = CodeLogin(self.state, code_ttl)

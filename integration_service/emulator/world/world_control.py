@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from integration_service.emulator.auth_keys import AuthKeyStore
 from integration_service.emulator.world.accounts import Account, Channel, Directory, Group
 from integration_service.emulator.world.auth import CodeLogin
 from integration_service.emulator.world.boxes import MessageBoxes
 from integration_service.emulator.world.delivery_log import DeliveryLog
 from integration_service.emulator.world.faults import Fault, FaultBook
+from integration_service.emulator.world.help_methods import HelpMethods
 from integration_service.emulator.world.keys import REVOKE_MODES, KeyBook
 from integration_service.emulator.world.messaging import Messaging
 from integration_service.emulator.world.password_login import PasswordLogin
@@ -38,6 +41,9 @@ class WorldControl:
     deliveries: DeliveryLog
     faults: FaultBook
     drop_connections: Callable[[int | None], Awaitable[int]] | None
+    # Set by the runner: the data centre's auth keys (for minted sessions).
+    auth_keys: AuthKeyStore | None
+    help: HelpMethods
 
     @property
     def directory(self) -> Directory:
@@ -119,6 +125,23 @@ class WorldControl:
         for auth_key_id in revoked:
             self.keys.unbind(auth_key_id, revoked_as=mode)
         return len(revoked)
+
+    def mint_session(self, user_id: int) -> bytes:
+        """A new auth key, already signed in as ``user_id``: what a completed login on a new
+        device leaves behind, made without the key exchange (test and benchmark set-up at
+        scale; a real login costs a DH exchange and several calls). Returns the key."""
+        if self.auth_keys is None:
+            raise RuntimeError("the world is not attached to a data centre")
+        account = self.directory.require_account(user_id)
+        if account.banned:
+            raise ValueError("user is banned")
+        while True:
+            key = os.urandom(256)
+            record = self.auth_keys.add(key)
+            if record is not None:
+                break
+        self.state.sign_in(record.key_id, account)
+        return key
 
     def set_banned(self, user_id: int, banned: bool) -> None:
         self.directory.require_account(user_id).banned = banned
