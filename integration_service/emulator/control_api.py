@@ -216,8 +216,6 @@ async def mint_session(request: web.Request) -> web.Response:
             "user_id": account.user_id,
             "auth_key": base64.b64encode(key).decode(),
             "dc_id": world.help.dc_id,
-            "host": world.help.host,
-            "port": world.help.port,
         },
         status=201,
     )

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from telethon import TelegramClient, errors
-from telethon.sessions import StringSession
 from telethon.tl import functions, types
 
 from integration_service.emulator.runner import default_control_starter
@@ -304,10 +303,9 @@ def test_a_minted_session_is_signed_in_and_behaves_like_a_login(emu: Emu) -> Non
         phone = random_phone()
         user = await emu.api("POST", "/users", {"phone": phone, "first_name": "Minted"})
         minted = await emu.api("POST", "/sessions", {"user_id": user["user_id"]})
-        string, key = minted_session(minted)
+        string, key = minted_session(minted, emu.endpoint)
         assert len(key) == 256
-        client = emulator_client(emu.endpoint)
-        client.session = StringSession(string)
+        client = emulator_client(emu.endpoint, string)
         async with _connected(client):
             await client.connect()
             me = await client.get_me()

@@ -250,7 +250,7 @@ class SystemUnderTest:
                 raise AssertionError(f"no free phone number for user {index}")
             user_id = int(user["user_id"])
             minted = self.control.call("POST", "/sessions", {"user_id": user_id})
-            string, auth_key = minted_session(minted)
+            string, auth_key = minted_session(minted, self.emulator.endpoint)
             key = SessionKey(tenant_id, f"app-m{index:05d}-{phone[-4:]}")
             self.store_session(key, string, auth_key, user_id)
             return Provisioned(key, user_id, phone, username)

@@ -48,20 +48,24 @@ def random_phone() -> str:
     return "7999" + "".join(secrets.choice("0123456789") for _ in range(7))
 
 
-def minted_session(minted: dict[str, Any]) -> tuple[str, bytes]:
+def minted_session(minted: dict[str, Any], endpoint: TelegramEndpoint) -> tuple[str, bytes]:
     """(StringSession string, raw auth key) for an answer of the control API's
-    ``POST /sessions``: a key the emulator already signed in, without a login."""
+    ``POST /sessions`` (a key the emulator already signed in, without a login), pointed at
+    ``endpoint``, the address clients reach the emulator on."""
     key = base64.b64decode(minted["auth_key"])
     session = StringSession()
-    session.set_dc(int(minted["dc_id"]), str(minted["host"]), int(minted["port"]))
+    apply_to_session(session, endpoint)
     session.auth_key = AuthKey(key)
     return StringSession.save(session), key
 
 
-def emulator_client(endpoint: TelegramEndpoint, **client_options: Any) -> TelegramClient:
-    """A Telethon client with an empty session pointed at the emulator (not connected)."""
+def emulator_client(
+    endpoint: TelegramEndpoint, session_string: str | None = None, **client_options: Any
+) -> TelegramClient:
+    """A Telethon client pointed at the emulator (not connected): an empty session, or the
+    saved ``session_string`` (its auth key)."""
     register_rsa_key(endpoint)
-    session = StringSession()
+    session = StringSession(session_string)
     apply_to_session(session, endpoint)
     client_options.setdefault("connection_retries", 2)
     client_options.setdefault("request_retries", 2)
