@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from integration_service.crypto import VaultTransitCipher
+from integration_service.crypto import LocalKeyring, VaultTransitCipher
 from integration_service.settings import Settings, load_settings
 from integration_service.store import SessionStore, build_engine
 from tests.support.database import migrate, scratch_database
@@ -59,6 +60,12 @@ def openbao() -> Iterator[VaultEndpoint]:
     with OpenBaoDevServer() as server:
         server.enable_transit()
         yield server.endpoint
+
+
+@pytest.fixture
+def local_cipher(tmp_path: Path) -> LocalKeyring:
+    """A local AES-GCM keyring in a fresh state directory (the cipher without Vault)."""
+    return LocalKeyring.from_state_dir(tmp_path / "keys")
 
 
 @pytest.fixture

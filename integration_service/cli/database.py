@@ -5,19 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from alembic.config import Config
+
+from alembic import command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def upgrade(revision: str) -> None:
-    from alembic.config import Config
-
-    from alembic import command
-
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's configuration for this source tree; ``url`` overrides DATABASE_URL."""
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    if url is not None:
+        config.attributes["url"] = url
     config.attributes["configure_logger"] = False
-    command.upgrade(config, revision)
+    return config
+
+
+def upgrade(revision: str) -> None:
+    command.upgrade(alembic_config(), revision)
 
 
 @click.command()

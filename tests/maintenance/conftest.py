@@ -10,7 +10,6 @@ import pytest
 from telethon.crypto import AuthKey
 from telethon.sessions import SQLiteSession
 
-from integration_service.crypto import LocalKeyring
 from integration_service.store import SessionStore
 
 TENANT = "tenant-legacy"
@@ -55,11 +54,6 @@ def legacy_dir(tmp_path: Path) -> Path:
     directory.mkdir(parents=True, mode=0o700)
     os.chmod(directory, 0o700)
     return directory
-
-
-@pytest.fixture
-def local_cipher(tmp_path: Path) -> LocalKeyring:
-    return LocalKeyring.from_state_dir(tmp_path / "keys")
 
 
 @pytest.fixture

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from integration_service.crypto import LocalKeyring, SessionCipher
+from integration_service.crypto import SessionCipher
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def local_cipher(tmp_path: Path) -> LocalKeyring:
-    return LocalKeyring.from_state_dir(tmp_path / "state")
 
 
 @pytest.fixture(params=["local", "vault"])

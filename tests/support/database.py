@@ -7,24 +7,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from alembic import command
+from integration_service.cli.database import alembic_config
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def alembic_config(url: str) -> Config:
-    config = Config(os.path.join(REPO_ROOT, "alembic.ini"))
-    config.set_main_option("script_location", os.path.join(REPO_ROOT, "alembic"))
-    config.attributes["url"] = url
-    config.attributes["configure_logger"] = False
-    return config
 
 
 def migrate(url: str, revision: str = "head") -> None:
