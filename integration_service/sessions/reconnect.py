@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integration_service.jobs.error_mapping import to_service_error
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.sessions import state_machine as sm
-from integration_service.sessions.validation import get_state, record_terminal
+from integration_service.sessions.validation import confirm_with_telegram
 from integration_service.store import SessionKey
 from integration_service.telegram.errors import SessionTerminated
 
@@ -34,23 +33,6 @@ def reconnect_session(
     warm = runtime.pool.peek(key)
     if warm is not None and runtime.holds(warm.lease):
         runtime.evict(key, "reconnect")
-    try:
-        with runtime.session(key) as active:
-            active.call(get_state)
-            epoch = active.lease.epoch
-    except Exception as raw:
-        error = to_service_error(raw)
-        if isinstance(error, SessionTerminated):
-            record_terminal(runtime, key, error, task_id)
-        raise
-    if row.state != sm.AUTHORIZED:
-        sm.transition(
-            runtime.store,
-            key,
-            sm.AUTHORIZED,
-            reason="reconnected",
-            lease_epoch=epoch,
-            task_id=task_id,
-        )
+    confirm_with_telegram(runtime, key, row.state, reason="reconnected", task_id=task_id)
     runtime.note_activity(key)
     return ReconnectResult(key.tenant_id, key.app_id, sm.AUTHORIZED, True)

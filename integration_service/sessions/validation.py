@@ -53,6 +53,27 @@ def record_terminal(
         runtime.evict(key, f"session_{error.state}")
 
 
+def confirm_with_telegram(
+    runtime: SessionRuntime, key: SessionKey, stored_state: str, *, reason: str, task_id: str | None
+) -> None:
+    """GetState on the session's client. An answer makes the session ``authorized`` (recorded
+    with ``reason`` if it was not); a terminal refusal is recorded (state, client dropped)
+    and the original exception re-raised; any other failure is raised untouched."""
+    try:
+        with runtime.session(key) as active:
+            active.call(get_state)
+            epoch = active.lease.epoch
+    except Exception as raw:
+        error = to_service_error(raw)
+        if isinstance(error, SessionTerminated):
+            record_terminal(runtime, key, error, task_id)
+        raise
+    if stored_state != sm.AUTHORIZED:
+        sm.transition(
+            runtime.store, key, sm.AUTHORIZED, reason=reason, lease_epoch=epoch, task_id=task_id
+        )
+
+
 def validate_session(
     runtime: SessionRuntime, key: SessionKey, *, task_id: str | None = None
 ) -> ValidationResult:
@@ -67,26 +88,20 @@ def validate_session(
         return ValidationResult(key.tenant_id, key.app_id, row.state, row.state, "already")
     was_warm = runtime.pool.peek(key) is not None
     try:
-        with runtime.session(key) as active:
-            active.call(get_state)
-            epoch = active.lease.epoch
+        confirm_with_telegram(
+            runtime,
+            key,
+            row.state,
+            reason="validated: updates.getState answered",
+            task_id=task_id,
+        )
     except Exception as raw:
         error = to_service_error(raw)
         if not isinstance(error, SessionTerminated):
             raise
-        record_terminal(runtime, key, error, task_id)
         VALIDATIONS.labels(outcome=error.state).inc()
         return ValidationResult(
             key.tenant_id, key.app_id, error.state, error.state, error.rpc_message
-        )
-    if row.state != sm.AUTHORIZED:
-        sm.transition(
-            runtime.store,
-            key,
-            sm.AUTHORIZED,
-            reason="validated: updates.getState answered",
-            lease_epoch=epoch,
-            task_id=task_id,
         )
     runtime.store.touch(key)
     if not was_warm:
