@@ -9,10 +9,10 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from telethon import functions
 
 from integration_service.runtime.ownership import OwnedElsewhere
 from integration_service.runtime.session_runtime import SessionRuntime
+from integration_service.sessions.validation import get_state
 from integration_service.store import SessionMaterial, StoreError
 from tests.support.processes import wait_for
 from tests.support.system import SystemUnderTest
@@ -35,10 +35,6 @@ def runtimes(system: SystemUnderTest) -> Iterator[tuple[SessionRuntime, SessionR
     finally:
         for runtime in started:
             runtime.stop()
-
-
-async def get_state(client: object) -> object:
-    return await client(functions.updates.GetStateRequest())  # type: ignore[operator]
 
 
 def test_second_runtime_is_told_who_owns_the_session(

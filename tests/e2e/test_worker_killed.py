@@ -8,20 +8,14 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.processes import wait_for
-from tests.support.system import Provisioned, SystemUnderTest, send_kwargs
+from tests.support.system import FAST_TAKEOVER, Provisioned, SystemUnderTest, send_kwargs
 
 TENANT = "tenant-killed"
 
 
 @pytest.fixture(scope="module")
 def system_overrides() -> dict[str, str]:
-    # Short lease and liveness so the takeover happens within seconds, not 90 s.
-    return {
-        "SESSION_LOCK_TTL": "6",
-        "SESSION_LOCK_HEARTBEAT": "2",
-        "WORKER_LIVENESS_TTL": "4",
-        "WORKER_QUEUE_MESSAGE_TTL": "5",
-    }
+    return dict(FAST_TAKEOVER)
 
 
 def create_recipients(system: SystemUnderTest, count: int) -> list[str]:

@@ -10,18 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import emulator, system  # noqa: F401 - shared fixtures
+from tests.support.system import FAST_TAKEOVER
 
 REPORT = Path(os.environ.get("RELIABILITY_REPORT", ".state/reliability-results.json"))
 
 
 @pytest.fixture(scope="module")
 def system_overrides() -> dict[str, str]:
-    return {
-        "SESSION_LOCK_TTL": "6",
-        "SESSION_LOCK_HEARTBEAT": "2",
-        "WORKER_LIVENESS_TTL": "4",
-        "WORKER_QUEUE_MESSAGE_TTL": "5",
-    }
+    return dict(FAST_TAKEOVER)
 
 
 @pytest.fixture(scope="session")

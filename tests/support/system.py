@@ -43,6 +43,14 @@ from tests.support.processes import celery_worker_args, stop_process, wait_for
 from tests.support.rabbitmq import busy_queues
 
 E2E_REDIS_DB = 11
+# Short lease and liveness so a takeover after a worker dies happens within seconds, not
+# 90 s; jobs left in a dead worker's queue come back after 5 s.
+FAST_TAKEOVER = {
+    "SESSION_LOCK_TTL": "6",
+    "SESSION_LOCK_HEARTBEAT": "2",
+    "WORKER_LIVENESS_TTL": "4",
+    "WORKER_QUEUE_MESSAGE_TTL": "5",
+}
 
 
 def free_port() -> int:
