@@ -178,8 +178,11 @@ class Handshake:
             raise HandshakeError("g_b outside the safe range")
         key = AuthKey(pow(g_b, self._a, DH_PRIME).to_bytes(256, "big"))
         new_nonce = self._new_nonce
-        # Telethon drops leading zero bytes of g^ab, so such a key would differ between the
-        # two sides; ask for a retry then, exactly as for an auth_key_aux_hash collision.
+        # Telethon drops leading zero bytes of g^ab, so for such a key (1 in 256) its own
+        # hash check fails whatever we answer and its sender starts a new exchange. We answer
+        # dh_gen_retry and store nothing, so no key the client cannot use is kept; Telegram
+        # itself would store the key and answer dh_gen_ok. The same answer serves an
+        # auth_key_aux_hash collision, where the spec asks for it.
         record = self._keys.add(key.key) if key.key[0] else None
         if record is None:
             self._new_nonce = None
