@@ -25,14 +25,13 @@ from sqlalchemy.engine import Engine
 from integration_service import inputs
 from integration_service.errors import PermanentError
 from integration_service.leases.owner import owner_queue_prefix
-from integration_service.queues import route_for
-from integration_service.runtime.forwarding import worker_queue
+from integration_service.queues import route_for, worker_queue
 from integration_service.secret_drop import put_secret
 from integration_service.sessions.state_machine import TERMINAL
 from integration_service.sessions.tickets import LoginTickets
 from integration_service.settings import Settings, get_settings
 from integration_service.store import SessionKey, SessionNotFound, SessionStore, build_engine
-from integration_service.telegram.errors import SessionTerminated
+from integration_service.telegram.terminated import SessionTerminated
 
 
 class UnknownTenant(PermanentError):
@@ -61,6 +60,30 @@ class SessionStatus:
     kind: str | None
     login: dict[str, str] = field(default_factory=dict)
     auth_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QrCode:
+    """A QR login's code while it waits for its scan. ``url`` (and the image, which encodes
+    it) sign in whoever scans them: show them to the user, never log or store them."""
+
+    tenant_id: str
+    app_id: str
+    ticket_id: str
+    url: str
+    expires_at: float | None
+
+    def png_base64(self) -> str:
+        """The QR as a base64 PNG (drawn here, on the caller's side)."""
+        from integration_service.sessions.qr_image import qr_png_base64
+
+        return qr_png_base64(self.url)
+
+    def __repr__(self) -> str:
+        return (
+            f"QrCode(tenant_id={self.tenant_id!r}, app_id={self.app_id!r}, "
+            f"ticket_id={self.ticket_id!r}, url=<hidden>)"
+        )
 
 
 def _masked_phone(phone: str) -> str:
@@ -235,10 +258,28 @@ class IntegrationClient:
         key = self._key(tenant_id, app_id)
         row = self.store.get(key)
         login = self.tickets.get(key)
+        # Neither the phone nor the QR URL (a login secret: see ``qr_code``) is a status.
         login.pop("phone", None)
+        login.pop("url", None)
         if row is None:
             return SessionStatus(key.tenant_id, key.app_id, None, None, login)
         return SessionStatus(key.tenant_id, key.app_id, row.state, row.kind, login, row.auth_error)
+
+    def qr_code(self, tenant_id: str, app_id: str, ticket_id: str | None = None) -> QrCode | None:
+        """The QR to show while a QR login waits for its scan, else None.
+
+        ``start_qr_login``'s result names its login ticket (``ticket_id``); pass it to get
+        that login's QR only. The QR changes when Telegram's token is recreated (about
+        every 30 s): call again to follow it. Once the login has finished, failed or
+        expired, the QR is gone.
+        """
+        key = self._key(tenant_id, app_id)
+        pending = self.tickets.pending_qr(key, ticket_id)
+        if pending is None:
+            return None
+        return QrCode(
+            key.tenant_id, key.app_id, pending.ticket_id, pending.url, pending.token_expires_at
+        )
 
     def wait(self, handle: JobHandle, *, timeout: float = 60.0) -> Any:
         """The job's result; raises its error, or TimeoutError after ``timeout``."""

@@ -9,6 +9,8 @@ and separate queues with their own consumers serve interactive logins first anyw
 
 from __future__ import annotations
 
+import re
+
 from kombu import Connection, Exchange, Queue
 
 TASK_EXCHANGE = Exchange("tasks", type="topic", durable=True)
@@ -91,3 +93,41 @@ def route_for(task_name: str) -> dict[str, str] | None:
                 "routing_key": f"{queue}.{task_name}",
             }
     return None
+
+
+# No dots: a queue's name is also its routing key, and native delayed delivery binds
+# the shared queues with patterns like "#.mid.#"; a dotted name ending in ".mid" (or a
+# host name with a "mid" label) would be delivered to the shared queue as well.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_@-]")
+
+
+def worker_queue_prefix(worker_id: str) -> str:
+    """``w_<worker_id>``: what a worker announces in its liveness key."""
+    return f"w_{_UNSAFE.sub('_', worker_id)}"
+
+
+def worker_queue(prefix: str, job_class: str, message_ttl_seconds: int) -> Queue:
+    name = f"{prefix}_{job_class}"
+    return Queue(
+        name,
+        # Bound to nothing but the default exchange: only forwarding publishes here.
+        routing_key=name,
+        durable=True,
+        auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-message-ttl": message_ttl_seconds * 1000,
+            # A dead instance's queue goes away once unused for long after its messages
+            # have all dead-lettered back (TTL), so instances leave no clutter behind.
+            "x-expires": max(3600, 10 * message_ttl_seconds) * 1000,
+            "x-dead-letter-exchange": TASK_EXCHANGE.name,
+            "x-dead-letter-routing-key": f"{job_class}.forwarded",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def worker_queues(worker_id: str, message_ttl_seconds: int) -> list[Queue]:
+    prefix = worker_queue_prefix(worker_id)
+    return [worker_queue(prefix, c, message_ttl_seconds) for c in JOB_QUEUES]

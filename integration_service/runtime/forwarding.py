@@ -9,56 +9,22 @@ taken over once its lease expires; deleting or auto-deleting a queue would drop 
 
 from __future__ import annotations
 
-import re
-
-from kombu import Queue
-
 from integration_service.errors import PermanentError
-from integration_service.queues import JOB_QUEUES, TASK_EXCHANGE
+from integration_service.queues import JOB_QUEUES
+
+# Declared with the rest of the topology (the producer routes to them without importing
+# the worker runtime); re-exported for the runtime.
+from integration_service.queues import worker_queue as worker_queue
+from integration_service.queues import worker_queue_prefix as worker_queue_prefix
+from integration_service.queues import worker_queues as worker_queues
 
 HOPS_HEADER = "x-forward-hops"
-# No dots: a queue's name is also its routing key, and native delayed delivery binds
-# the shared queues with patterns like "#.mid.#"; a dotted name ending in ".mid" (or a
-# host name with a "mid" label) would be delivered to the shared queue as well.
-_UNSAFE = re.compile(r"[^A-Za-z0-9_@-]")
 
 
 class ForwardingLoop(PermanentError):
     """A job was forwarded more times than FORWARD_MAX_HOPS allows."""
 
     code = "forwarding_loop"
-
-
-def worker_queue_prefix(worker_id: str) -> str:
-    """``w_<worker_id>``: what a worker announces in its liveness key."""
-    return f"w_{_UNSAFE.sub('_', worker_id)}"
-
-
-def worker_queue(prefix: str, job_class: str, message_ttl_seconds: int) -> Queue:
-    name = f"{prefix}_{job_class}"
-    return Queue(
-        name,
-        # Bound to nothing but the default exchange: only forwarding publishes here.
-        routing_key=name,
-        durable=True,
-        auto_delete=False,
-        queue_arguments={
-            "x-queue-type": "quorum",
-            "x-message-ttl": message_ttl_seconds * 1000,
-            # A dead instance's queue goes away once unused for long after its messages
-            # have all dead-lettered back (TTL), so instances leave no clutter behind.
-            "x-expires": max(3600, 10 * message_ttl_seconds) * 1000,
-            "x-dead-letter-exchange": TASK_EXCHANGE.name,
-            "x-dead-letter-routing-key": f"{job_class}.forwarded",
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
-
-
-def worker_queues(worker_id: str, message_ttl_seconds: int) -> list[Queue]:
-    prefix = worker_queue_prefix(worker_id)
-    return [worker_queue(prefix, c, message_ttl_seconds) for c in JOB_QUEUES]
 
 
 def job_class_of(routing_key: str | None, default: str) -> str:

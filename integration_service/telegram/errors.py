@@ -14,6 +14,7 @@ import re
 from telethon import errors as tg
 
 from integration_service.errors import PermanentError, RetryableError, ServiceError
+from integration_service.telegram.terminated import SessionTerminated as SessionTerminated
 
 # Telegram's answer -> the session state it proves (DESIGN.md, "validate").
 TERMINAL_STATES: tuple[tuple[type[BaseException], str], ...] = (
@@ -27,26 +28,17 @@ TERMINAL_STATES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-class SessionTerminated(PermanentError):
-    """Telegram ended this authorisation; no job for the session can succeed."""
-
-    code = "session_terminated"
-
-    def __init__(self, state: str, rpc_message: str) -> None:
-        super().__init__(f"session is {state} ({rpc_message})", code=f"session_{state}")
-        self.state = state
-        self.rpc_message = rpc_message
-
-
 class TelegramFloodWait(RetryableError):
     """Telegram asked us to wait ``retry_after`` seconds before this call again."""
 
     code = "flood_wait"
-    counts_against_limit = False
 
     def __init__(self, seconds: int) -> None:
-        super().__init__(f"FLOOD_WAIT of {seconds}s")
-        self.retry_after = float(seconds)
+        # A wait Telegram asks for, not a failure: bounded by max_deferrals.
+        super().__init__(
+            f"FLOOD_WAIT of {seconds}s", retry_after=float(seconds), counts_against_limit=False
+        )
+        self.seconds = seconds
 
 
 class TelegramUnavailable(RetryableError):
