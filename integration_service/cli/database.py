@@ -9,13 +9,28 @@ from alembic.config import Config
 
 from alembic import command
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: ``integration_service/migrations`` in an installed wheel (setup.py
+    maps alembic/ there), else the top-level ``alembic/`` of the source tree (an editable
+    install or a checkout). Never looked up from the working directory."""
+    for candidate in (PACKAGE_ROOT / "migrations", PACKAGE_ROOT.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(f"no Alembic migrations beside {PACKAGE_ROOT}")
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """Alembic's configuration for this source tree; ``url`` overrides DATABASE_URL."""
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    """Alembic's configuration for the installed migrations; ``url`` overrides DATABASE_URL.
+
+    Built in code, not read from alembic.ini: a wheel has no alembic.ini, and the only
+    options the service needs are these (logging is left to the caller).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")
     if url is not None:
         config.attributes["url"] = url
     config.attributes["configure_logger"] = False
