@@ -69,6 +69,11 @@ beat_schedule = {
         # A sweep that waited a whole interval in the queue is superseded by the next.
         "options": {"expires": float(_settings.session_validation_interval)},
     },
+    "prune-job-journal": {
+        "task": "tasks.maintenance.prune_job_journal",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
 
 task_serializer = "json"

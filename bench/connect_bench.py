@@ -56,7 +56,9 @@ def qr_run(system: SystemUnderTest, client: IntegrationClient, app_id: str) -> f
     phone = random_phone()
     system.control.create_user(phone, "Qr")
     started = client.wait(client.start_qr_login(TENANT, app_id), timeout=60)
-    token = parse_qs(urlparse(started["qr_url"]).query)["token"][0]
+    qr = client.qr_code(TENANT, app_id, started["ticket_id"])
+    assert qr is not None, started
+    token = parse_qs(urlparse(qr.url).query)["token"][0]
     approved = time.time()
     system.control.call("POST", "/qr/approve", {"token": token, "phone": phone})
     return authorized_at(system, app_id) - approved

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from integration_service.celery_app import app
@@ -44,3 +45,11 @@ def rotate_keys(
         for f in report.failures
     ]
     return result
+
+
+@app.task(name="tasks.maintenance.prune_job_journal", base=ServiceTask, bind=True)
+def prune_job_journal(self: ServiceTask) -> dict[str, int]:
+    """Forget finished jobs older than JOB_JOURNAL_RETENTION (beat runs it hourly)."""
+    runtime = get_runtime()
+    retention = timedelta(seconds=runtime.settings.job_journal_retention)
+    return {"deleted": runtime.journal.prune(retention)}

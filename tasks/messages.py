@@ -14,6 +14,8 @@ from integration_service.messaging.send import SendRequest, mark_given_up, send_
 class SendMessageTask(SessionTask):
     abstract = True
     default_job_class = "mid"
+    # The outbox row is this job's journal: a repeat returns its outcome, sends nothing.
+    journalled = False
 
     def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
         # Retries exhausted or a permanent error: the outbox row must not stay queued.

@@ -72,7 +72,8 @@ def _wait_for_scan(
         except TimeoutError:
             if remaining <= POLL_SLICE:
                 raise
-        current = client.get_status(tenant_id, app_id).login.get("url")
+        qr = client.qr_code(tenant_id, app_id)
+        current = qr.url if qr is not None else None
         if current and current != url:
             url = current
             if not json_requested():
@@ -110,12 +111,16 @@ def qr_login(
     with open_client() as client:
         handle = client.start_qr_login(tenant_id, app_id)
         result: dict[str, Any] = client.wait(handle, timeout=timeout)
-        url = result.get("qr_url")
-        if result.get("state") != sm.QR_PENDING or not url:
+        # The job's result names the login ticket; the QR itself is read from it.
+        qr = None
+        if result.get("state") == sm.QR_PENDING:
+            qr = client.qr_code(tenant_id, app_id, result.get("ticket_id"))
+        if qr is None:
             report_step(result, handle.job_id)
             return
-        _show_qr(url, png, result.get("qr_png_base64"))
-        document = step_document(result, handle.job_id)
+        url = qr.url
+        _show_qr(url, png)
+        document = {**step_document(result, handle.job_id), "qr_url": url}
         if png is not None:
             document["png"] = str(png)
         if not wait:

@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         "POST", "/users", {"phone": qr_phone, "first_name": "Qr", "username": f"demoqr{run_id}"}
     )
     started = client.wait(client.start_qr_login(TENANT, f"qr-{run_id}"), timeout=args.timeout)
-    print(qr_terminal(started["qr_url"]))
-    token = parse_qs(urlparse(started["qr_url"]).query)["token"][0]
+    # The job's result names the login ticket; the QR is read from it while pending.
+    qr = client.qr_code(TENANT, f"qr-{run_id}", started["ticket_id"])
+    if qr is None:
+        raise SystemExit(f"QR login did not start: {started}")
+    print(qr_terminal(qr.url))
+    token = parse_qs(urlparse(qr.url).query)["token"][0]
     approved = time.monotonic()
     control("POST", "/qr/approve", {"token": token, "phone": qr_phone})
     client.wait_for_state(TENANT, f"qr-{run_id}", {"authorized"}, timeout=args.timeout)

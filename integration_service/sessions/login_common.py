@@ -33,13 +33,16 @@ class LoginExpired(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class LoginStatus:
+    """A login step's outcome: the job's result. Never a secret: results are shown by Flower
+    and kept in the result backend. A QR login names its ticket (``ticket_id``); the QR
+    itself is read through the producer API while it is pending (``sessions.tickets``)."""
+
     tenant_id: str
     app_id: str
     method: str
     state: str
     error: str | None = None
-    qr_url: str | None = None
-    qr_png_base64: str | None = None
+    ticket_id: str | None = None
     qr_expires_at: float | None = None
 
 

@@ -1,9 +1,11 @@
 """QR login: export a token, show it, wait for the scan on the worker's loop.
 
-The job returns at once with the URL and PNG; the wait runs as a background coroutine on
-the worker's loop, holding the pinned client, recreating the token as it expires until
-the ticket's QR_TICKET_TTL runs out. Approval completes the login (or moves it to
-password_required for accounts with 2FA, finished by a submit_password job).
+The job returns at once with the login ticket's id: the QR URL is a secret, kept in the
+ticket while it is pending and read through the producer API, never in the job's result.
+The wait runs as a background coroutine on the worker's loop, holding the pinned client,
+recreating the token as it expires until the ticket's QR_TICKET_TTL runs out. Approval
+completes the login (or moves it to password_required for accounts with 2FA, finished by
+a submit_password job).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from integration_service.sessions.login_common import (
     status,
     stay,
 )
-from integration_service.sessions.qr_image import qr_png_base64
 from integration_service.sessions.tickets import LoginTickets
 from integration_service.store import SessionKey
 
@@ -52,7 +53,7 @@ def start_qr_login(
         task_id=task_id,
     )
     deadline = time.time() + tickets.ttl
-    tickets.start(
+    ticket_id = tickets.start(
         key,
         "qr",
         status=sm.QR_PENDING,
@@ -65,12 +66,7 @@ def start_qr_login(
         _wait_for_scan(runtime, tickets, key, pooled, qr, deadline, task_id), name="qr_wait"
     )
     return status(
-        key,
-        "qr",
-        sm.QR_PENDING,
-        qr_url=qr.url,
-        qr_png_base64=qr_png_base64(qr.url),
-        qr_expires_at=qr.expires.timestamp(),
+        key, "qr", sm.QR_PENDING, ticket_id=ticket_id, qr_expires_at=qr.expires.timestamp()
     )
 
 

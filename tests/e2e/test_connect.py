@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from integration_service.client import IntegrationClient
+from integration_service.client import IntegrationClient, QrCode
 from integration_service.emulator.world.client_helper import random_phone
 from integration_service.store import SessionKey
 from tests.support.system import SystemUnderTest, WorkerProcess
@@ -31,6 +32,13 @@ def qr_token(url: str) -> str:
     return parse_qs(urlparse(url).query)["token"][0]
 
 
+def pending_qr(client: IntegrationClient, app_id: str, started: dict[str, Any]) -> QrCode:
+    """The QR of the login ``started`` names, read through the producer API."""
+    qr = client.qr_code(TENANT, app_id, started["ticket_id"])
+    assert qr is not None, started
+    return qr
+
+
 def assert_encrypted(system: SystemUnderTest, app_id: str) -> None:
     row = system.store.require(SessionKey(TENANT, app_id))
     assert row.state == "authorized"
@@ -43,14 +51,19 @@ def test_qr_login_without_2fa(system: SystemUnderTest, client: IntegrationClient
     user = system.control.create_user(phone, "Qr", username=f"qr{phone[-6:]}")
     started = client.wait(client.start_qr_login(TENANT, "qr-plain"), timeout=30)
     assert started["state"] == "qr_pending"
-    assert started["qr_url"].startswith("tg://login?token=")
-    assert base64.b64decode(started["qr_png_base64"]).startswith(b"\x89PNG")
-    system.control.call(
-        "POST", "/qr/approve", {"token": qr_token(started["qr_url"]), "phone": phone}
-    )
+    # The result names the login ticket; the QR is not in it (results are not secret).
+    assert "qr_url" not in started and "qr_png_base64" not in started
+    qr = pending_qr(client, "qr-plain", started)
+    assert qr.url.startswith("tg://login?token=")
+    assert base64.b64decode(qr.png_base64()).startswith(b"\x89PNG")
+    assert client.qr_code(TENANT, "qr-plain", "another-ticket") is None
+    system.control.call("POST", "/qr/approve", {"token": qr_token(qr.url), "phone": phone})
     status = client.wait_for_state(TENANT, "qr-plain", {"authorized", "failed"}, timeout=30)
     assert status.state == "authorized", status
     assert status.login["method"] == "qr"
+    # Signed in: the QR is gone from the ticket and from the status.
+    assert client.qr_code(TENANT, "qr-plain") is None
+    assert "url" not in status.login
     assert_encrypted(system, "qr-plain")
     assert user["user_id"]
 
@@ -59,11 +72,11 @@ def test_qr_login_with_2fa(system: SystemUnderTest, client: IntegrationClient) -
     phone = random_phone()
     system.control.create_user(phone, "Qr2", password="correct horse")
     started = client.wait(client.start_qr_login(TENANT, "qr-2fa"), timeout=30)
-    system.control.call(
-        "POST", "/qr/approve", {"token": qr_token(started["qr_url"]), "phone": phone}
-    )
+    qr = pending_qr(client, "qr-2fa", started)
+    system.control.call("POST", "/qr/approve", {"token": qr_token(qr.url), "phone": phone})
     status = client.wait_for_state(TENANT, "qr-2fa", {"password_required", "failed"}, timeout=30)
     assert status.state == "password_required", status
+    assert client.qr_code(TENANT, "qr-2fa") is None  # scanned: the QR has done its work
     wrong = client.wait(client.submit_password(TENANT, "qr-2fa", "battery staple"), timeout=30)
     assert (wrong["state"], wrong["error"]) == ("password_required", "password_invalid")
     right = client.wait(client.submit_password(TENANT, "qr-2fa", "correct horse"), timeout=30)

@@ -6,7 +6,14 @@ from sqlalchemy import create_engine, inspect, text
 
 from tests.support.database import downgrade, migrate, scratch_database
 
-TABLES = {"tenants", "telegram_sessions", "session_events", "message_outbox", "integration_logs"}
+TABLES = {
+    "tenants",
+    "telegram_sessions",
+    "session_events",
+    "message_outbox",
+    "integration_logs",
+    "job_journal",
+}
 
 
 def table_names(url: str) -> set[str]:

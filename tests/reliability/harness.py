@@ -114,7 +114,9 @@ class Workload:
             try:
                 self.system.control.create_user(phone, "L")
                 started = client.wait(client.start_qr_login(self.tenant, app_id), timeout=60)
-                token = parse_qs(urlparse(started["qr_url"]).query)["token"][0]
+                qr = client.qr_code(self.tenant, app_id, started["ticket_id"])
+                assert qr is not None, started
+                token = parse_qs(urlparse(qr.url).query)["token"][0]
                 self.system.control.call("POST", "/qr/approve", {"token": token, "phone": phone})
                 state = client.wait_for_state(
                     self.tenant, app_id, {"authorized", "failed"}, timeout=90
