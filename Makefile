@@ -30,23 +30,25 @@ migrate: setup services ## apply Alembic migrations to DATABASE_URL
 	$(BIN)/alembic upgrade head
 
 worker: setup ## one worker serving every queue
-	$(BIN)/celery -A integration_service.celery_app worker --pool=threads --concurrency=8 \
+	$(BIN)/celery -A integration_service.celery_app --quiet worker --pool=threads --concurrency=8 \
 		--queues=high,mid,low --hostname=worker@%h --loglevel=INFO
 
 worker-high: setup ## a worker for interactive logins only (queue high)
-	$(BIN)/celery -A integration_service.celery_app worker --pool=threads --concurrency=8 \
+	$(BIN)/celery -A integration_service.celery_app --quiet worker --pool=threads --concurrency=8 \
 		--queues=high --hostname=high@%h --loglevel=INFO
 
 worker-bulk: setup ## a worker for sends, reconnects and sweeps (queues mid, low)
-	$(BIN)/celery -A integration_service.celery_app worker --pool=threads --concurrency=8 \
+	$(BIN)/celery -A integration_service.celery_app --quiet worker --pool=threads --concurrency=8 \
 		--queues=mid,low --hostname=bulk@%h --loglevel=INFO
 
 beat: setup ## the periodic scheduler
-	$(BIN)/celery -A integration_service.celery_app beat --loglevel=INFO \
+	$(BIN)/celery -A integration_service.celery_app --quiet beat --loglevel=INFO \
 		--schedule=$(STATE_DIR)/celerybeat-schedule
 
-flower: setup ## the operators' dashboard on 127.0.0.1:5555
-	$(BIN)/celery -A integration_service.celery_app flower --address=127.0.0.1 --port=5555
+# Flower's credentials: FLOWER_BASIC_AUTH, else the pair `make run` keeps in $(STATE_DIR)/flower-auth.
+flower: setup ## the operators' dashboard on 127.0.0.1:5555 (basic auth)
+	$(if $(FLOWER_BASIC_AUTH),,FLOWER_BASIC_AUTH_FILE=$(STATE_DIR)/flower-auth) \
+		$(BIN)/python -m integration_service.observability.flower --address=127.0.0.1 --port=5555
 
 emulator: setup ## the local Telegram emulator on 127.0.0.1:8443
 	$(BIN)/integration-service emulator --host 127.0.0.1 --port 8443 --state-dir $(STATE_DIR)/emulator

@@ -10,7 +10,10 @@ from pathlib import Path
 
 from integration_service.settings import Settings
 
-CELERY = [sys.executable, "-m", "celery", "-A", "integration_service.celery_app"]
+# --quiet: no plain-text start-up banner; every line a worker or beat writes is JSON.
+CELERY = [sys.executable, "-m", "celery", "-A", "integration_service.celery_app", "--quiet"]
+# Flower through the project's wrapper: JSON logs, credentials from the environment.
+FLOWER = [sys.executable, "-m", "integration_service.observability.flower"]
 
 
 @dataclass(frozen=True)
@@ -109,14 +112,9 @@ def plan(
         ),
         Process(
             "flower",
-            [
-                *CELERY,
-                "flower",
-                "--address=127.0.0.1",
-                f"--port={ports.flower}",
-                f"--basic-auth={flower_credentials(settings, state_dir)}",
-            ],
-            shared,
+            [*FLOWER, "--address=127.0.0.1", f"--port={ports.flower}"],
+            # In its environment, not on its command line (which `ps` shows to everyone).
+            {**shared, "FLOWER_BASIC_AUTH": flower_credentials(settings, state_dir)},
             f"http://127.0.0.1:{ports.flower}/healthcheck",
             "Flower dashboard (basic auth)",
         ),
