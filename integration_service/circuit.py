@@ -24,12 +24,15 @@ class CircuitOpen(RetryableError):
     """Calls to a dependency are paused after repeated failures; retry after ``retry_after``."""
 
     code = "circuit_open"
-    # A pause the breaker imposes, not a failure of the job: bounded by max_deferrals.
-    counts_against_limit = False
 
     def __init__(self, name: str, retry_after: float) -> None:
-        super().__init__(f"{name} calls paused for {retry_after:.1f}s after repeated failures")
-        self.retry_after = retry_after
+        # A pause the breaker imposes, not a failure of the job: bounded by max_deferrals.
+        super().__init__(
+            f"{name} calls paused for {retry_after:.1f}s after repeated failures",
+            retry_after=retry_after,
+            counts_against_limit=False,
+        )
+        self.name = name
 
 
 class CircuitBreaker:

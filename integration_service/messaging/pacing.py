@@ -55,15 +55,18 @@ class PacingDelay(RetryableError):
     """This send's slot is ``retry_after`` seconds away; it is reserved for the retry."""
 
     code = "pacing_delay"
-    counts_against_limit = False
-    # Retry at the reserved slot (rounded up), without jitter.
-    exact = True
 
     def __init__(self, retry_after: float, limit: str) -> None:
-        super().__init__(f"paced by the {limit} limit for {retry_after:.2f}s")
-        self.retry_after = retry_after
+        # Retry exactly at the reserved slot (rounded up, no jitter: slots are spread out
+        # already), carrying the reservation; a wait, so bounded by max_deferrals.
+        super().__init__(
+            f"paced by the {limit} limit for {retry_after:.2f}s",
+            retry_after=retry_after,
+            exact=True,
+            retry_headers={PACE_RESERVED_HEADER: 1},
+            counts_against_limit=False,
+        )
         self.limit = limit
-        self.retry_headers = {PACE_RESERVED_HEADER: 1}
 
 
 @dataclass(frozen=True, slots=True)

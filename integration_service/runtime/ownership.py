@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integration_service.errors import RetryableError
+from integration_service.errors import RetryableError, ServiceError
 from integration_service.leases import Lease, LeaseManager, WorkerLiveness
 from integration_service.store import SessionKey
 
 
-class OwnedElsewhere(Exception):
-    """Another live worker holds the session; forward the job to ``queue``."""
+class OwnedElsewhere(ServiceError):
+    """Another live worker holds the session; forward the job to ``queue``.
+
+    Internal control flow (errors.py): SessionTask catches it and forwards the job; it
+    fails a job only when raised outside one (neither branch: not retried).
+    """
+
+    code = "owned_elsewhere"
 
     def __init__(self, worker_id: str, queue: str) -> None:
         super().__init__(f"session held by live worker {worker_id}")
@@ -29,8 +35,7 @@ class OwnershipContended(RetryableError):
     code = "lease_contended"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 @dataclass
