@@ -15,9 +15,13 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from integration_service.errors import PermanentError
 
-class SettingsError(ValueError):
+
+class SettingsError(PermanentError, ValueError):
     """A configuration variable is missing or malformed; the message names it."""
+
+    code = "invalid_settings"
 
 
 def _parse_octal_mode(value: object) -> object:
@@ -49,6 +53,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_connect_timeout: float = Field(default=5.0, gt=0)
+    # How long a producer call (and so every CLI command) waits for PostgreSQL, Redis or
+    # the broker before failing with DependencyUnavailable (integration_service/dependencies.py).
+    dependency_timeout: float = Field(default=5.0, ge=2, le=300)
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672//",
@@ -67,6 +74,10 @@ class Settings(BaseSettings):
     client_pool_max: int = Field(default=500, ge=1, le=100000)
     client_idle_timeout: int = Field(default=600, ge=1, le=86400)
     task_timeout: float = Field(default=60.0, gt=0)
+    # How long a finished job's outcome stays in the job journal (store/job_journal.py):
+    # longer than any delivery can stay unacknowledged or deferred, so a redelivery is
+    # always recognised.
+    job_journal_retention: int = Field(default=7 * 86400, ge=3600, le=90 * 86400)
 
     # Login and validation.
     qr_ticket_ttl: int = Field(default=600, ge=30, le=86400)

@@ -1,9 +1,11 @@
 """The one base Task: retry mapping, dead-lettering and task metrics.
 
 Tasks stay thin shells over plain functions; everything a job needs to behave well
-under failure lives here once: a RetryableError is retried with exponential backoff and
-jitter (or at the time the error names), a PermanentError, an unexpected exception or
-exhausted retries end the job in the dead-letter queue with the reason.
+under failure lives here once: a RetryableError is retried as it declares (errors.py:
+``retry_after``, ``exact``, ``retry_headers``, ``counts_against_limit``; exponential
+backoff with jitter by default), a PermanentError, an unexpected exception (failed as
+``UnexpectedError``) or exhausted retries end the job in the dead-letter queue with the
+reason. Every exception that leaves a job is a project error with a code.
 """
 
 from __future__ import annotations
@@ -14,15 +16,24 @@ import random
 import time
 from typing import Any
 
+import structlog
 from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 from prometheus_client import Counter, Histogram
 
-from integration_service.errors import PermanentError, RetryableError
+from integration_service.errors import (
+    PermanentError,
+    RetryableError,
+    ServiceError,
+    UnexpectedError,
+)
 from integration_service.jobs.carried_headers import carried_headers
 from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
-from integration_service.jobs.error_mapping import to_service_error
+from integration_service.observability.scrubbing import scrub_text
+from integration_service.runtime.current import RuntimeNotStarted, get_runtime
 from integration_service.runtime.forwarding import job_class_of
+from integration_service.store.job_journal import JobJournal, JournalEntry
+from integration_service.telegram.error_mapping import to_service_error
 
 TASKS_TOTAL = Counter(
     "celery_tasks_total",
@@ -38,11 +49,39 @@ TASK_DURATION = Histogram(
     ["task"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+JOBS_REPEATED = Counter(
+    "celery_jobs_repeated_total",
+    "Deliveries of a job that had already finished (a redelivery after a lost ack, a "
+    "duplicate publish), answered from the job journal without running again.",
+    ["task", "first_outcome"],
+)
+logger = structlog.get_logger(__name__)
 
 
 def backoff_delay(retries: int, *, base: float = 1.0, cap: float = 300.0) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**retries)]."""
     return random.uniform(0, min(cap, base * (2**retries)))
+
+
+def retry_countdown(error: RetryableError, retries: int) -> float:
+    """Seconds until the retry ``error`` declares (errors.RetryableError), whole seconds."""
+    if error.retry_after is None:
+        countdown = backoff_delay(retries)
+    elif error.exact:
+        # A reserved slot: slots are already spread out, jitter would bunch them.
+        countdown = error.retry_after
+    else:
+        # A little jitter so deferred jobs do not all come back in the same instant.
+        delay = error.retry_after
+        countdown = delay + random.uniform(0, min(1.0, 0.1 * delay + 0.2))
+    # RabbitMQ-native delayed delivery counts whole seconds and refuses 0 < x < 1
+    # (the retry would be rejected): round up, never early.
+    return float(math.ceil(countdown)) if countdown > 0 else 0.0
+
+
+def unexpected(raw: BaseException) -> UnexpectedError:
+    """The project error for an exception nothing classified (scrubbed: it is stored)."""
+    return UnexpectedError(type(raw).__name__, scrub_text(str(raw))[:500])
 
 
 class ServiceTask(Task):
@@ -55,6 +94,10 @@ class ServiceTask(Task):
     never_retry: tuple[type[BaseException], ...] = (PermanentError,)
     # Control-flow exceptions a subclass handles itself (not failures).
     passthrough: tuple[type[BaseException], ...] = ()
+    # Record each finished run in the job journal, so a second delivery of the same job
+    # finishes as a no-op with the first outcome. False only for jobs whose own store
+    # already answers a repeat with the first outcome (sends: the outbox).
+    journalled = True
 
     def _queue(self) -> str:
         """The job class (high/mid/low) for metric labels, also for per-worker queues."""
@@ -65,7 +108,7 @@ class ServiceTask(Task):
         started = time.perf_counter()
         status = "success"
         try:
-            return super().__call__(*args, **kwargs)
+            return self._run_once(args, kwargs)
         except (Retry, Reject, Ignore):
             status = "retry"
             raise
@@ -74,7 +117,9 @@ class ServiceTask(Task):
             if isinstance(raw, self.passthrough):
                 status = "forwarded"
                 raise
-            error = to_service_error(raw) or raw
+            # Whatever crosses Celery is a project error with a code (picklable, and
+            # rebuilt whole by the producer: jobs/results.py).
+            error = to_service_error(raw) or unexpected(raw)
             if isinstance(error, RetryableError) and not isinstance(error, self.never_retry):
                 if self._may_retry(error):
                     status = "retry"
@@ -86,43 +131,94 @@ class ServiceTask(Task):
             status = "failure"
             self.on_gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
+            self._journal_outcome(
+                "dead_lettered",
+                {"code": error.code, "reason": str(error)},
+                kwargs,
+            )
             if error is raw:
                 raise
-            raise error from None
+            # A bug keeps its traceback in the log (as the cause); a classified library
+            # error is fully described by the project error.
+            raise error from (raw if isinstance(error, UnexpectedError) else None)
         finally:
             TASKS_TOTAL.labels(queue=self._queue(), task=self.name, status=status).inc()
             TASK_DURATION.labels(task=self.name).observe(time.perf_counter() - started)
 
+    def job_journal(self) -> JobJournal | None:
+        """This worker's job journal; None outside a worker (eager calls in tests)."""
+        try:
+            return get_runtime().journal
+        except RuntimeNotStarted:
+            return None
+
+    def _run_once(self, args: Any, kwargs: Any) -> Any:
+        journal = self.job_journal() if self.journalled else None
+        if journal is not None and self.request.id:
+            first = journal.get(self.request.id)
+            if first is not None:
+                return self._repeat(first)
+        result = super().__call__(*args, **kwargs)
+        self._journal_outcome("succeeded", result, kwargs)
+        return result
+
+    def _repeat(self, first: JournalEntry) -> Any:
+        """A delivery of a job that already finished: its first outcome, nothing re-run."""
+        JOBS_REPEATED.labels(task=self.name, first_outcome=first.status).inc()
+        logger.info(
+            "job_already_finished",
+            task=self.name,
+            task_id=self.request.id,
+            first_outcome=first.status,
+            redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
+        )
+        if first.status == "dead_lettered":
+            # Its copy is in the dead-letter queue already; acknowledge this one away.
+            raise Ignore()
+        return first.outcome
+
+    def _journal_outcome(self, status: Any, outcome: Any, kwargs: Any) -> None:
+        journal = self.job_journal() if self.journalled else None
+        if journal is None or not self.request.id:
+            return
+        tenant_id, app_id = kwargs.get("tenant_id"), kwargs.get("app_id")
+        try:
+            journal.record(
+                self.request.id,
+                self.name,
+                status,
+                outcome,
+                tenant_id=tenant_id if isinstance(tenant_id, str) else None,
+                app_id=app_id if isinstance(app_id, str) else None,
+            )
+        except Exception as error:  # noqa: BLE001 - the work is done; never redo it for this
+            # The job is finished and will be acknowledged; only a redelivery in the same
+            # outage would miss the record (and meet the domain's own guards instead).
+            logger.warning(
+                "job_journal_write_failed",
+                task=self.name,
+                task_id=self.request.id,
+                error=type(error).__name__,
+            )
+
     def _may_retry(self, error: RetryableError) -> bool:
         # Deferrals Telegram or our pacing ask for (FloodWait, pacing) are waits, not
         # failures: they have their own, larger bound.
-        if getattr(error, "counts_against_limit", True):
-            return bool(self.request.retries < self.max_retries)
-        return bool(self.request.retries < self.max_deferrals)
+        limit = self.max_retries if error.counts_against_limit else self.max_deferrals
+        return bool(self.request.retries < limit)
 
     def _countdown(self, error: RetryableError) -> float:
-        delay = getattr(error, "retry_after", None)
-        if delay is None:
-            countdown = backoff_delay(self.request.retries)
-        elif getattr(error, "exact", False):
-            # A reserved slot: slots are already spread out, jitter would bunch them.
-            countdown = float(delay)
-        else:
-            # A little jitter so deferred jobs do not all come back in the same instant.
-            countdown = float(delay) + random.uniform(0, min(1.0, 0.1 * float(delay) + 0.2))
-        # RabbitMQ-native delayed delivery counts whole seconds and refuses 0 < x < 1
-        # (the retry would be rejected): round up, never early.
-        return float(math.ceil(countdown)) if countdown > 0 else 0.0
+        return retry_countdown(error, int(self.request.retries or 0))
 
     def _retry_headers(self, error: RetryableError) -> dict[str, Any]:
         # Headers travel with the job across retries; an error may add its own (a pacing
         # reservation the retry must honour instead of reserving again).
-        return carried_headers(self.request, **(getattr(error, "retry_headers", None) or {}))
+        return carried_headers(self.request, **error.retry_headers)
 
-    def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
+    def on_gave_up(self, error: ServiceError, args: Any, kwargs: Any) -> None:
         """Hook: the job failed for good; record it in the domain before dead-lettering."""
 
-    def _dead_letter(self, error: BaseException, args: Any, kwargs: Any) -> None:
+    def _dead_letter(self, error: ServiceError, args: Any, kwargs: Any) -> None:
         """Publish the failed job with its reason; the message is acked only after this.
 
         If even the confirmed publish fails, the job is rejected without requeue so the
@@ -139,7 +235,12 @@ class ServiceTask(Task):
                 kwargs=dict(kwargs),
                 headers=failure_headers(
                     reason=str(error) or type(error).__name__,
-                    exception_type=type(error).__name__,
+                    code=error.code,
+                    exception_type=(
+                        error.exception_type
+                        if isinstance(error, UnexpectedError)
+                        else type(error).__name__
+                    ),
                     original_queue=self._queue(),
                     retries=self.request.retries,
                 ),

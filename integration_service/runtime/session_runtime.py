@@ -37,6 +37,7 @@ from integration_service.sessions.state_machine import TERMINAL
 from integration_service.settings import Settings
 from integration_service.store import SessionKey, SessionRow, SessionStore, build_engine
 from integration_service.store.guard import DatabaseGuard
+from integration_service.store.job_journal import JobJournal
 from integration_service.store.outbox import OutboxStore
 from integration_service.telegram.client_factory import ClientFactory, LazyClientFactory
 from integration_service.telegram.errors import SessionTerminated
@@ -108,6 +109,7 @@ class SessionRuntime:
         guard = DatabaseGuard.for_workers()
         self.store = SessionStore(self.engine, guard=guard)
         self.outbox = OutboxStore(self.engine, guard=guard)
+        self.journal = JobJournal(self.engine, guard=guard)
         self.cipher = cipher or build_cipher(settings)
         self.redis = redis_client or redis.Redis.from_url(settings.redis_url)
         self.pacer = Pacer(

@@ -31,9 +31,16 @@ def producer(broker_url: str) -> Iterator[Celery]:
 
 
 @pytest.fixture(scope="module")
-def worker(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def worker(
+    broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {"CELERY_BROKER_URL": broker_url, "REDIS_URL": "redis://127.0.0.1:6379/15"}
+    # The migrated test database: every job reads and writes the job journal.
+    env = {
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "DATABASE_URL": database_url,
+    }
     with running(celery_worker_args("queues", "high,mid,low"), env=env, log_path=log):
         with Connection(broker_url) as conn:
             # Ready once the worker has declared the topology and consumes every job queue.
