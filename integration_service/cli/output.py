@@ -48,8 +48,13 @@ class ExitCode(IntEnum):
     TIMEOUT = 5  # waiting for a job or a state took longer than --timeout
 
 
-class CommandFailure(Exception):
-    """A failure with its exit code, shown as one line (or one JSON object) on stderr."""
+class CommandFailure(ServiceError):
+    """A failure with its exit code, shown as one line (or one JSON object) on stderr.
+
+    Its ``code`` is ``error``: the name the JSON line carries.
+    """
+
+    code = "failed"
 
     def __init__(
         self, exit_code: ExitCode, message: str, *, error: str = "failed", scrub: bool = True
@@ -57,7 +62,7 @@ class CommandFailure(Exception):
         # One line: drivers append hints and links after the line that names the failure.
         first_line = next((line for line in message.strip().splitlines() if line), "failed")
         self.message = scrub_text(first_line) if scrub else first_line
-        super().__init__(self.message)
+        super().__init__(self.message, code=error)
         self.exit_code = exit_code
         self.error = error
 

@@ -14,29 +14,40 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
-class CipherError(Exception):
-    """Root of every cipher failure; never carries plaintext or key material."""
-
-    retryable: bool = False
+from integration_service.errors import PermanentError, RetryableError, ServiceError
 
 
-class DecryptionFailed(CipherError):
+class CipherError(ServiceError):
+    """Root of every cipher failure; never carries plaintext or key material.
+
+    Raised as itself for a backend answer nobody classified: not retried.
+    """
+
+    code = "cipher_error"
+
+
+class DecryptionFailed(CipherError, PermanentError):
     """The ciphertext is malformed, tampered with, or bound to another context."""
 
+    code = "decryption_failed"
 
-class UnknownKey(CipherError):
+
+class UnknownKey(CipherError, PermanentError):
     """The ciphertext names a key (version) this cipher does not hold."""
 
+    code = "unknown_key"
 
-class CipherMisconfigured(CipherError):
+
+class CipherMisconfigured(CipherError, PermanentError):
     """The backend refuses us for good: bad token, missing mount, unsuitable key."""
 
+    code = "cipher_misconfigured"
 
-class CipherUnavailable(CipherError):
+
+class CipherUnavailable(CipherError, RetryableError):
     """The backend cannot be reached or failed on its side; retry later."""
 
-    retryable = True
+    code = "cipher_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,16 @@ MAX_REASON_LENGTH = 2000
 
 
 def failure_headers(
-    *, reason: str, exception_type: str, original_queue: str | None, retries: int
+    *,
+    reason: str,
+    exception_type: str,
+    original_queue: str | None,
+    retries: int,
+    code: str | None = None,
 ) -> dict[str, Any]:
     return {
         "x-failure-reason": reason[:MAX_REASON_LENGTH],
+        "x-failure-code": code or "",
         "x-failure-exception": exception_type,
         "x-failure-original-queue": original_queue or "",
         "x-failure-retries": retries,

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from integration_service.errors import RetryableError
 from integration_service.leases import scripts
 from integration_service.leases.metrics import (
     PROMETHEUS_LEASE_METRICS,
@@ -30,16 +31,16 @@ from integration_service.leases.metrics import (
 )
 
 
-class LeaseError(Exception):
-    """Root of lease failures."""
+class LeaseError(RetryableError):
+    """Root of lease failures: the lease store misbehaved, so the job retries."""
 
-    retryable: bool = False
+    code = "lease_error"
 
 
 class LeaseUnavailable(LeaseError):
     """Redis could not be reached or failed; retry later (a held lease may be lost)."""
 
-    retryable = True
+    code = "lease_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,13 @@ from telethon import errors as tg
 
 from integration_service import inputs
 from integration_service.errors import PermanentError
-from integration_service.jobs.error_mapping import to_service_error
 from integration_service.messaging.pacing import Pacer
 from integration_service.messaging.random_ids import payload_digest, random_id_for
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.sessions.validation import record_terminal
 from integration_service.store import SessionKey
 from integration_service.store.outbox import OutboxEntry, OutboxStore
+from integration_service.telegram.error_mapping import to_service_error
 from integration_service.telegram.errors import SessionTerminated
 
 MESSAGES_SENT = Counter(

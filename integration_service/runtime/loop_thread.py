@@ -13,11 +13,15 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from integration_service.errors import RetryableError
+
 T = TypeVar("T")
 
 
-class LoopNotRunning(RuntimeError):
+class LoopNotRunning(RetryableError, RuntimeError):
     """The worker's loop thread is not running (not started yet, or shut down)."""
+
+    code = "loop_not_running"
 
 
 class LoopThread:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from telethon import TelegramClient, functions
 
-from integration_service.jobs.error_mapping import to_service_error
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.sessions import state_machine as sm
 from integration_service.store import SessionKey
+from integration_service.telegram.error_mapping import to_service_error
 from integration_service.telegram.errors import SessionTerminated
 
 VALIDATIONS = Counter("session_validations_total", "Session validations, by outcome.", ["outcome"])

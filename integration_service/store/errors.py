@@ -58,19 +58,30 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03", "53300"}  # serialization, de
 class StoreError(PermanentError):
     """A database operation failed for good; ``code`` says why."""
 
+    code = SaveErrorCode.DATABASE_ERROR.value
+
     def __init__(self, code: SaveErrorCode, message: str, sqlstate: str | None) -> None:
         super().__init__(message, code=code.value)
-        self.error_code = code
         self.sqlstate = sqlstate
+
+    @property
+    def error_code(self) -> SaveErrorCode:
+        # Derived from ``code``, so it survives pickling and JSON results as it is.
+        return SaveErrorCode(self.code)
 
 
 class StoreUnavailable(RetryableError):
     """The database could not be reached or asked for a retry; try again later."""
 
+    code = SaveErrorCode.CONNECTION_ERROR.value
+
     def __init__(self, code: SaveErrorCode, message: str, sqlstate: str | None) -> None:
         super().__init__(message, code=code.value)
-        self.error_code = code
         self.sqlstate = sqlstate
+
+    @property
+    def error_code(self) -> SaveErrorCode:
+        return SaveErrorCode(self.code)
 
 
 def sqlstate_of(error: BaseException) -> str | None:

@@ -13,9 +13,13 @@ from typing import Any
 
 from telethon.crypto import rsa as telethon_rsa
 
+from integration_service.errors import PermanentError
 
-class EndpointConfigError(ValueError):
+
+class EndpointConfigError(PermanentError, ValueError):
     """emulator.json is missing a field or holds a malformed one."""
+
+    code = "endpoint_config_invalid"
 
 
 @dataclass(frozen=True)
