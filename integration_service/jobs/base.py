@@ -121,12 +121,17 @@ class ServiceTask(Task):
             # rebuilt whole by the producer: jobs/results.py).
             error = to_service_error(raw) or unexpected(raw)
             if isinstance(error, RetryableError) and not isinstance(error, self.never_retry):
-                if self._may_retry(error):
+                limit = self._retry_limit(error)
+                if self.request.retries < limit:
                     status = "retry"
                     raise self.retry(
                         exc=error,
                         countdown=self._countdown(error),
                         headers=self._retry_headers(error),
+                        # Celery checks its own limit too (and re-raises ``error`` past
+                        # it, which would skip the dead letter): give it the one that
+                        # applies, so a deferral past max_retries is still retried.
+                        max_retries=limit,
                     ) from None
             status = "failure"
             self.on_gave_up(error, args, kwargs)
@@ -201,11 +206,10 @@ class ServiceTask(Task):
                 error=type(error).__name__,
             )
 
-    def _may_retry(self, error: RetryableError) -> bool:
+    def _retry_limit(self, error: RetryableError) -> int:
         # Deferrals Telegram or our pacing ask for (FloodWait, pacing) are waits, not
         # failures: they have their own, larger bound.
-        limit = self.max_retries if error.counts_against_limit else self.max_deferrals
-        return bool(self.request.retries < limit)
+        return int(self.max_retries if error.counts_against_limit else self.max_deferrals)
 
     def _countdown(self, error: RetryableError) -> float:
         return retry_countdown(error, int(self.request.retries or 0))
