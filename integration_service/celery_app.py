@@ -6,7 +6,8 @@ from celery import Celery
 
 from integration_service.runtime import celery_hooks
 
-app = Celery("integration_service")
+# ServiceLoader: results keep a project error's class, code and attributes (jobs/results.py).
+app = Celery("integration_service", loader="integration_service.jobs.results:ServiceLoader")
 app.config_from_object("celeryconfig")
 # Job modules live in tasks/ (thin shells over integration_service functions).
 app.conf.imports = ("tasks",)

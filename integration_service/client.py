@@ -282,8 +282,15 @@ class IntegrationClient:
         )
 
     def wait(self, handle: JobHandle, *, timeout: float = 60.0) -> Any:
-        """The job's result; raises its error, or TimeoutError after ``timeout``."""
-        return AsyncResult(handle.job_id, app=self.app).get(timeout=timeout, propagate=True)
+        """The job's result; raises its error, or TimeoutError after ``timeout``.
+
+        A failed job raises the project error it failed with: its class, ``code`` and
+        attributes, rebuilt from the JSON result (``jobs/results.py``).
+        """
+        from integration_service.jobs.results import results_backend
+
+        result = AsyncResult(handle.job_id, app=self.app, backend=results_backend(self.app))
+        return result.get(timeout=timeout, propagate=True)
 
     def wait_for_state(
         self, tenant_id: str, app_id: str, states: Iterable[str], *, timeout: float = 60.0

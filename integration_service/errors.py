@@ -63,8 +63,9 @@ class ServiceError(Exception):
         return isinstance(self, RetryableError)
 
     def error_state(self) -> dict[str, Any]:
-        """The attributes that travel with the error (code and the subclass's own)."""
-        return {"code": self.code, **self.__dict__}
+        """The attributes that travel with the error: the subclass's own, and ``code``
+        when it was given at construction (else the class declares it)."""
+        return dict(self.__dict__)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # BaseException's default re-calls cls(*args), which breaks for every subclass

@@ -17,13 +17,17 @@ import os
 import sys
 from pathlib import Path
 
+from integration_service.errors import PermanentError
+
 AUTH_ENV = "FLOWER_BASIC_AUTH"
 AUTH_FILE_ENV = "FLOWER_BASIC_AUTH_FILE"
 CELERY_APP = "integration_service.celery_app"
 
 
-class CredentialsOnCommandLine(ValueError):
+class CredentialsOnCommandLine(PermanentError, ValueError):
     """``--basic-auth`` was given: it would show in every process list."""
+
+    code = "credentials_on_command_line"
 
 
 def load_credentials(environ: dict[str, str] | os._Environ[str]) -> None:
