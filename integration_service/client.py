@@ -4,34 +4,55 @@ Every input is validated before anything is enqueued, each failure with its own 
 (``integration_service.inputs``); unknown tenants and sessions, and sessions Telegram has
 ended, are refused here too, so nothing that cannot succeed reaches a queue. Secrets
 (login code, password, bot token) go through a one-time Redis drop, never into a job.
-Imports no worker internals: only settings, validation, the store, Celery, and the
-lease and queue naming it needs to route a job straight to its session's owner.
+Imports no worker internals (no Telethon, no ``runtime/``: tests/producer checks it): only
+settings, validation, the store, Redis, and, when a job is enqueued, Celery and the lease
+and queue naming it needs to route a job straight to its session's owner.
+
+Every call waits at most DEPENDENCY_TIMEOUT for PostgreSQL, Redis or the broker, and
+fails with ``DependencyUnavailable`` naming the one it could not reach
+(``integration_service.dependencies``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import redis
-from celery import Celery
-from celery.result import AsyncResult
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from integration_service import inputs
+from integration_service.dependencies import RABBITMQ, REDIS, Dependencies
 from integration_service.errors import PermanentError
-from integration_service.leases.owner import owner_queue_prefix
-from integration_service.queues import route_for, worker_queue
 from integration_service.secret_drop import put_secret
 from integration_service.sessions.state_machine import TERMINAL
 from integration_service.sessions.tickets import LoginTickets
 from integration_service.settings import Settings, get_settings
 from integration_service.store import SessionKey, SessionNotFound, SessionStore, build_engine
 from integration_service.telegram.terminated import SessionTerminated
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+# Publishing: one reconnect right away (a pooled connection the broker dropped), no more.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0,
+    "interval_max": 0,
+}
 
 
 class UnknownTenant(PermanentError):
@@ -59,7 +80,10 @@ class SessionStatus:
     state: str | None
     kind: str | None
     login: dict[str, str] = field(default_factory=dict)
+    # Why Telegram ended the authorisation (a terminal state), else the last auth error.
     auth_error: str | None = None
+    last_activity_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +110,19 @@ class QrCode:
         )
 
 
+def _reaching(
+    method: Callable[Concatenate[IntegrationClient, P], R],
+) -> Callable[Concatenate[IntegrationClient, P], R]:
+    """A public call: a dependency it cannot reach raises ``DependencyUnavailable``."""
+
+    @functools.wraps(method)
+    def call(self: IntegrationClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.dependencies.reaching():
+            return method(self, *args, **kwargs)
+
+    return call
+
+
 def _masked_phone(phone: str) -> str:
     return phone[:2] + "*" * (len(phone) - 4) + phone[-2:]
 
@@ -102,15 +139,44 @@ class IntegrationClient:
         redis_client: redis.Redis | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        if app is None:
-            from integration_service.celery_app import app as default_app
-
-            app = default_app
-        self.app = app
-        self.engine = engine or build_engine(self.settings)
+        timeout = self.settings.dependency_timeout
+        self.dependencies = Dependencies(
+            self.settings.database_url, self.settings.redis_url, self.settings.broker_url, timeout
+        )
+        # Built on first use (a status read needs no Celery): ``producer_app``, the broker
+        # and Redis of these settings, with bounded waits and none of the worker's hooks.
+        self._app = app
+        self._owns_app = app is None
+        self.engine = engine or build_engine(
+            self.settings,
+            pool_timeout=timeout,
+            connect_args={
+                # libpq's minimum is 2 s; covers the whole handshake, per address tried.
+                "connect_timeout": max(
+                    2, int(min(timeout, self.settings.database_connect_timeout))
+                ),
+                "application_name": "integration-service",
+            },
+        )
         self.store = SessionStore(self.engine)
-        self.redis = redis_client or redis.Redis.from_url(self.settings.redis_url)
+        # Two tries of half the timeout each: one reconnect after a dropped connection,
+        # never longer than DEPENDENCY_TIMEOUT (redis-py defaults to 3 retries with backoff).
+        self.redis = redis_client or redis.Redis.from_url(
+            self.settings.redis_url,
+            socket_connect_timeout=timeout / 2,
+            socket_timeout=timeout / 2,
+            retry=Retry(NoBackoff(), 1),
+        )
         self.tickets = LoginTickets(self.redis, self.settings.qr_ticket_ttl)
+
+    @property
+    def app(self) -> Celery:
+        """The Celery app jobs are published with (built on first use unless given)."""
+        if self._app is None:
+            from integration_service.producer_app import producer_app
+
+            self._app = producer_app(self.settings)
+        return self._app
 
     # Checks ----------------------------------------------------------------------------
 
@@ -145,6 +211,8 @@ class IntegrationClient:
         kwargsrepr: str | None = None,
         idempotency_key: str | None = None,
     ) -> JobHandle:
+        from integration_service.queues import route_for, worker_queue
+
         route = route_for(task)
         assert route is not None, task
         job_id = str(uuid.uuid4())
@@ -163,31 +231,48 @@ class IntegrationClient:
                 "routing_key": queue.name,
                 "declare": [queue],
             }
-        self.app.send_task(
-            task,
-            kwargs={"tenant_id": key.tenant_id, "app_id": key.app_id, **kwargs},
-            task_id=job_id,
-            # What Flower and logs show: never a phone number or secret reference.
-            kwargsrepr=kwargsrepr or repr({"tenant_id": key.tenant_id, "app_id": key.app_id}),
-            argsrepr="()",
-            **destination,
-        )
+        timeout = self.settings.dependency_timeout
+        with self.dependencies.reaching(RABBITMQ):
+            self.app.send_task(
+                task,
+                kwargs={"tenant_id": key.tenant_id, "app_id": key.app_id, **kwargs},
+                task_id=job_id,
+                # What Flower and logs show: never a phone number or secret reference.
+                kwargsrepr=kwargsrepr or repr({"tenant_id": key.tenant_id, "app_id": key.app_id}),
+                argsrepr="()",
+                # Bounded even on an app the caller built: one reconnect, and the
+                # publisher confirm within the timeout.
+                retry=True,
+                retry_policy=PUBLISH_RETRY_POLICY,
+                timeout=timeout,
+                confirm_timeout=timeout,
+                **destination,
+            )
         return JobHandle(job_id, task, queue_name, key.tenant_id, key.app_id, idempotency_key)
 
     def _owner_queue_prefix(self, key: SessionKey) -> str | None:
-        if not self.settings.route_to_owner:
-            return None
+        # Redis also holds the job's result: an unreachable Redis fails the call here,
+        # named and within the timeout, before Celery's result consumer meets it.
         try:
+            if not self.settings.route_to_owner:
+                self.redis.ping()
+                return None
+            from integration_service.leases.owner import owner_queue_prefix
+
             return owner_queue_prefix(self.redis, key.tenant_id, key.app_id)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise self.dependencies.unavailable(REDIS, error) from error
         except redis.RedisError:
             # Only a hint: the shared queue is always a correct destination.
             return None
 
+    @_reaching
     def start_qr_login(self, tenant_id: str, app_id: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         self._require_tenant(key.tenant_id)
         return self._enqueue("tasks.connect.start_qr_login", key, {})
 
+    @_reaching
     def request_code(self, tenant_id: str, app_id: str, phone: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         number = inputs.phone(phone)
@@ -197,6 +282,7 @@ class IntegrationClient:
         )
         return self._enqueue("tasks.connect.request_code", key, {"phone": number}, kwargsrepr=shown)
 
+    @_reaching
     def submit_code(self, tenant_id: str, app_id: str, code: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         value = inputs.login_code(code)
@@ -204,6 +290,7 @@ class IntegrationClient:
         reference = put_secret(self.redis, value)
         return self._enqueue("tasks.connect.submit_code", key, {"code_ref": reference})
 
+    @_reaching
     def submit_password(self, tenant_id: str, app_id: str, password: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         value = inputs.password(password)
@@ -211,6 +298,7 @@ class IntegrationClient:
         reference = put_secret(self.redis, value)
         return self._enqueue("tasks.connect.submit_password", key, {"password_ref": reference})
 
+    @_reaching
     def connect_bot(self, tenant_id: str, app_id: str, bot_token: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         value = inputs.bot_token(bot_token)
@@ -218,17 +306,20 @@ class IntegrationClient:
         reference = put_secret(self.redis, value)
         return self._enqueue("tasks.connect.connect_bot", key, {"token_ref": reference})
 
+    @_reaching
     def reconnect(self, tenant_id: str, app_id: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         self._require_usable_session(key)
         return self._enqueue("tasks.reconnect.reconnect", key, {})
 
+    @_reaching
     def validate_session(self, tenant_id: str, app_id: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         if self.store.get(key) is None:
             raise SessionNotFound(f"no session {key}")
         return self._enqueue("tasks.validation.validate_session", key, {})
 
+    @_reaching
     def send_message(
         self,
         tenant_id: str,
@@ -254,6 +345,7 @@ class IntegrationClient:
 
     # Status and waiting ----------------------------------------------------------------
 
+    @_reaching
     def get_status(self, tenant_id: str, app_id: str) -> SessionStatus:
         key = self._key(tenant_id, app_id)
         row = self.store.get(key)
@@ -263,8 +355,23 @@ class IntegrationClient:
         login.pop("url", None)
         if row is None:
             return SessionStatus(key.tenant_id, key.app_id, None, None, login)
-        return SessionStatus(key.tenant_id, key.app_id, row.state, row.kind, login, row.auth_error)
+        auth_error = row.auth_error
+        if auth_error is None and row.state in TERMINAL:
+            # Rows terminated before the reason was stored: the transition's own reason.
+            reasons = [e.reason for e in self.store.events(key) if e.to_state == row.state]
+            auth_error = reasons[-1] if reasons else None
+        return SessionStatus(
+            key.tenant_id,
+            key.app_id,
+            row.state,
+            row.kind,
+            login,
+            auth_error,
+            row.last_activity_at,
+            row.updated_at,
+        )
 
+    @_reaching
     def qr_code(self, tenant_id: str, app_id: str, ticket_id: str | None = None) -> QrCode | None:
         """The QR to show while a QR login waits for its scan, else None.
 
@@ -281,17 +388,21 @@ class IntegrationClient:
             key.tenant_id, key.app_id, pending.ticket_id, pending.url, pending.token_expires_at
         )
 
+    @_reaching
     def wait(self, handle: JobHandle, *, timeout: float = 60.0) -> Any:
         """The job's result; raises its error, or TimeoutError after ``timeout``.
 
         A failed job raises the project error it failed with: its class, ``code`` and
         attributes, rebuilt from the JSON result (``jobs/results.py``).
         """
+        from celery.result import AsyncResult
+
         from integration_service.jobs.results import results_backend
 
         result = AsyncResult(handle.job_id, app=self.app, backend=results_backend(self.app))
         return result.get(timeout=timeout, propagate=True)
 
+    @_reaching
     def wait_for_state(
         self, tenant_id: str, app_id: str, states: Iterable[str], *, timeout: float = 60.0
     ) -> SessionStatus:
@@ -311,3 +422,5 @@ class IntegrationClient:
     def close(self) -> None:
         self.redis.close()
         self.engine.dispose()
+        if self._owns_app and self._app is not None:
+            self._app.close()

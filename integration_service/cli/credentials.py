@@ -16,7 +16,6 @@ import click
 from integration_service.cli.login_output import report_step
 from integration_service.cli.output import guarded, json_option
 from integration_service.cli.wiring import open_client
-from integration_service.store import SessionNotFound
 
 STDIN_MARKER = "-"
 
@@ -106,6 +105,8 @@ def password(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
     The password is read from a hidden prompt, or from stdin when piped; never from an
     argument.
     """
+    from integration_service.store import SessionNotFound
+
     with open_client() as client:
         # Checked before asking: nobody should type a password for a session that is
         # not there (the producer checks again when submitting).

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from alembic.config import Config
 
-from alembic import command
+from integration_service.cli.output import guarded
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported when a migration runs: ``--help`` loads every command module.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,6 +32,8 @@ def alembic_config(url: str | None = None) -> Config:
     Built in code, not read from alembic.ini: a wheel has no alembic.ini, and the only
     options the service needs are these (logging is left to the caller).
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("path_separator", "os")
@@ -38,11 +44,14 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(revision: str) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
 
 
 @click.command()
 @click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+@guarded
 def migrate(revision: str) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
     upgrade(revision)

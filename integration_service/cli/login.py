@@ -6,7 +6,7 @@ import base64
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,15 +21,12 @@ from integration_service.cli.output import (
 )
 from integration_service.cli.sessions import status_document, status_text
 from integration_service.cli.wiring import open_client
-from integration_service.client import IntegrationClient, SessionStatus
-from integration_service.sessions import state_machine as sm
-from integration_service.sessions.qr_image import qr_png_base64, qr_terminal
-from integration_service.store import SessionNotFound
 
-# Where a QR login stops needing the scanner: signed in, or on to the 2FA password.
-QR_SETTLED = frozenset({sm.AUTHORIZED, sm.PASSWORD_REQUIRED, sm.FAILED})
-# A login is in progress in these states; finalize waits until the session leaves them.
-IN_PROGRESS = frozenset({sm.NEW, sm.QR_PENDING, sm.CODE_SENT, sm.PASSWORD_REQUIRED})
+if TYPE_CHECKING:
+    from integration_service.client import IntegrationClient, SessionStatus
+
+# The state machine, the store and the QR drawing are imported by the commands that use
+# them, not here: ``--help`` loads every command module.
 POLL_SLICE = 1.0  # how often qr-login --wait looks for a recreated QR token
 
 
@@ -43,6 +40,8 @@ def write_png(path: Path, png_base64: str) -> None:
 
 
 def _show_qr(url: str, png: Path | None, png_base64: str | None = None) -> None:
+    from integration_service.sessions.qr_image import qr_png_base64, qr_terminal
+
     if png is not None:
         write_png(png, png_base64 or qr_png_base64(url))
     if not json_requested():
@@ -62,12 +61,16 @@ def _wait_for_scan(
     timeout: float,
 ) -> SessionStatus:
     """Wait for the QR login to settle, showing the QR again whenever it is recreated."""
+    from integration_service.sessions import state_machine as sm
+
+    # Where a QR login stops needing the scanner: signed in, or on to the 2FA password.
+    settled = frozenset({sm.AUTHORIZED, sm.PASSWORD_REQUIRED, sm.FAILED})
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
         try:
             return client.wait_for_state(
-                tenant_id, app_id, QR_SETTLED, timeout=max(0.0, min(POLL_SLICE, remaining))
+                tenant_id, app_id, settled, timeout=max(0.0, min(POLL_SLICE, remaining))
             )
         except TimeoutError:
             if remaining <= POLL_SLICE:
@@ -108,6 +111,8 @@ def qr_login(
     tenant_id: str, app_id: str, png: Path | None, wait: bool, timeout: float, as_json: bool
 ) -> None:
     """Start a QR login and show the QR code to scan in Telegram (Settings > Devices)."""
+    from integration_service.sessions import state_machine as sm
+
     with open_client() as client:
         handle = client.start_qr_login(tenant_id, app_id)
         result: dict[str, Any] = client.wait(handle, timeout=timeout)
@@ -151,13 +156,18 @@ def finalize(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
     5 when it is still in progress after --timeout (a login waiting for its 2FA password
     stays in progress until `integration-service password` is run).
     """
+    from integration_service.sessions import state_machine as sm
+    from integration_service.store import SessionNotFound
+
+    # A login is in progress in these states; finalize waits until the session leaves them.
+    in_progress = frozenset({sm.NEW, sm.QR_PENDING, sm.CODE_SENT, sm.PASSWORD_REQUIRED})
     with open_client() as client:
         current = client.get_status(tenant_id, app_id)
         if current.state is None and not current.login:
             raise SessionNotFound(f"no session {current.tenant_id}/{current.app_id}")
         try:
             final = client.wait_for_state(
-                tenant_id, app_id, sm.STATES - IN_PROGRESS, timeout=timeout
+                tenant_id, app_id, sm.STATES - in_progress, timeout=timeout
             )
         except TimeoutError:
             state = client.get_status(tenant_id, app_id).state

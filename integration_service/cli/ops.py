@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from integration_service import inputs
 from integration_service.cli.output import (
     CommandFailure,
     ExitCode,
@@ -18,18 +17,13 @@ from integration_service.cli.output import (
     json_option,
 )
 from integration_service.cli.wiring import current_settings, open_client
-from integration_service.crypto import build_cipher
-from integration_service.maintenance import (
-    ImportOutcome,
-    ImportReport,
-    RotationReport,
-    import_sessions,
-    legacy_source_dir,
-    rotate_session_keys,
-)
-from integration_service.observability.health import HealthReport, run_checks
-from integration_service.sessions import state_machine as sm
 
+if TYPE_CHECKING:
+    from integration_service.maintenance import ImportReport, RotationReport
+    from integration_service.observability.health import HealthReport
+
+# What each command needs (health checks, the cipher, the importer) is imported when it
+# runs: ``--help`` loads every command module.
 TRANSIENT = "transient"
 
 
@@ -54,6 +48,8 @@ def _health_text(report: HealthReport) -> str:
 @guarded
 def health(timeout: float, as_json: bool) -> None:
     """Check the broker, Redis, PostgreSQL (and Vault when used); exit 4 if any fails."""
+    from integration_service.observability.health import run_checks
+
     report = run_checks(current_settings(), timeout=timeout)
     emit(report.to_dict(), lambda: _health_text(report))
     finish(ExitCode.OK if report.ok else ExitCode.DEPENDENCY_DOWN)
@@ -72,6 +68,8 @@ def validate(tenant_id: str, app_id: str, wait: bool, timeout: float, as_json: b
     With --wait: exit 0 when authorized, 4 when Telegram could not be reached
     (transient), 1 for revoked, expired, banned, deactivated or duplicated.
     """
+    from integration_service.sessions import state_machine as sm
+
     with open_client() as client:
         handle = client.validate_session(tenant_id, app_id)
         if not wait:
@@ -130,6 +128,10 @@ def migrate_sessions(
     Exit 1 when any file failed to import; invalid files and auth keys already stored
     elsewhere are reported and skipped.
     """
+    from integration_service import inputs
+    from integration_service.crypto import build_cipher
+    from integration_service.maintenance import ImportOutcome, import_sessions, legacy_source_dir
+
     tenant = inputs.identifier("tenant_id", tenant_id)
     settings = current_settings()
     directory = source if source is not None else legacy_source_dir(settings, tenant)
@@ -182,6 +184,9 @@ def rotate_keys(no_new_key: bool, batch_size: int, as_json: bool) -> None:
     worker, is the job `tasks.maintenance.rotate_keys`. A LOCAL_KEYRING keyring rotates
     by appending a key to the variable: then use --no-new-key. Exit 1 if any row failed.
     """
+    from integration_service.crypto import build_cipher
+    from integration_service.maintenance import rotate_session_keys
+
     settings = current_settings()
     cipher = build_cipher(settings)
     with open_client(settings) as client:

@@ -4,6 +4,9 @@ Scripts drive this CLI, so each outcome has its own exit code, and ``--json`` pr
 JSON document on stdout instead of the human text. A failure is one line on stderr: the
 error's own message (errors of this service never carry a secret; the line is scrubbed
 once more anyway), as JSON when ``--json`` was given.
+
+Every command module imports this one, and ``--help`` must start fast: the libraries
+that errors come from are imported when an error is mapped, not here.
 """
 
 from __future__ import annotations
@@ -13,24 +16,14 @@ import json
 import sys
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, ParamSpec, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar, cast
 
 import click
-import kombu.exceptions
-import redis.exceptions
-import sqlalchemy.exc
-import structlog
-from celery.exceptions import TimeoutError as CeleryTimeout
 
-from integration_service.client import UnknownTenant
-from integration_service.crypto import CipherMisconfigured, CipherUnavailable
 from integration_service.errors import ServiceError
-from integration_service.inputs import InvalidInput
-from integration_service.observability.logging import configure_logging
-from integration_service.observability.scrubbing import scrub_text
-from integration_service.settings import SettingsError
-from integration_service.store import SessionNotFound, StoreError, StoreUnavailable
-from integration_service.telegram.errors import SessionTerminated
+
+if TYPE_CHECKING:
+    from integration_service.dependencies import DependencyUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +54,11 @@ class CommandFailure(ServiceError):
     ) -> None:
         # One line: drivers append hints and links after the line that names the failure.
         first_line = next((line for line in message.strip().splitlines() if line), "failed")
-        self.message = scrub_text(first_line) if scrub else first_line
+        if scrub:
+            from integration_service.observability.scrubbing import scrub_text
+
+            first_line = scrub_text(first_line)
+        self.message = first_line
         super().__init__(self.message, code=error)
         self.exit_code = exit_code
         self.error = error
@@ -107,6 +104,23 @@ def emit(data: dict[str, Any], text: str | Callable[[], str]) -> None:
 
 def failure_for(error: BaseException) -> CommandFailure:
     """The exit code and one-line message for an error a command let through."""
+    import kombu.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from integration_service.client import UnknownTenant
+    from integration_service.crypto import CipherMisconfigured, CipherUnavailable
+    from integration_service.inputs import InvalidInput
+    from integration_service.settings import SettingsError
+    from integration_service.store import SessionNotFound, StoreError, StoreUnavailable
+    from integration_service.telegram.terminated import SessionTerminated
+
+    unreachable = _unreachable_dependency(error)
+    if unreachable is not None:
+        # Names the dependency and its address (never credentials): "redis unreachable
+        # at 127.0.0.1:6379/0: connection refused".
+        return CommandFailure(ExitCode.DEPENDENCY_DOWN, str(unreachable), error=unreachable.code)
     message = str(error) or type(error).__name__
     # Timeouts first: the builtin TimeoutError is also an OSError.
     if isinstance(error, TimeoutError | CeleryTimeout):
@@ -152,12 +166,42 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _unreachable_dependency(error: BaseException) -> DependencyUnavailable | None:
+    """``error`` as ``DependencyUnavailable`` if it says a dependency is unreachable.
+
+    The producer raises it itself; commands that use the store or an engine directly
+    (``tenant add``, ``list``, the maintenance commands) let the libraries' errors
+    through, and these are named here from the configured URLs.
+    """
+    from integration_service.dependencies import Dependencies, DependencyUnavailable
+    from integration_service.settings import SettingsError, get_settings
+
+    if isinstance(error, DependencyUnavailable):
+        return error
+    try:
+        settings = get_settings()
+    except SettingsError:
+        return None
+    dependencies = Dependencies(
+        settings.database_url,
+        settings.redis_url,
+        settings.broker_url,
+        settings.dependency_timeout,
+    )
+    dependency = dependencies.classify(error)
+    return None if dependency is None else dependencies.unavailable(dependency, error)
+
+
 def route_logs_to_stderr() -> None:
     """Keep stdout for results: library logs go to stderr, warnings and worse only.
 
     Left alone when the process configured logging already (a worker, a test session).
     """
+    import structlog
+
     if not structlog.is_configured():
+        from integration_service.observability.logging import configure_logging
+
         configure_logging("WARNING", stream=cast(TextIO, _CurrentStderr()))
 
 

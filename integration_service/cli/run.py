@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from integration_service.devserver import supervisor
-from integration_service.devserver.processes import Ports, plan
-from integration_service.settings import get_settings
+from integration_service.cli.output import guarded
 
 
 @click.command()
@@ -50,6 +48,7 @@ from integration_service.settings import get_settings
     show_default=True,
     help="Apply Alembic migrations first.",
 )
+@guarded
 def run(
     state_dir: Path,
     emulator_port: int,
@@ -58,7 +57,15 @@ def run(
     concurrency: int,
     migrate: bool,
 ) -> None:
-    """Start the emulator (unless TELEGRAM_API_ID/HASH are set), workers, beat and Flower."""
+    """Start the emulator (unless TELEGRAM_API_ID/HASH are set), workers, beat and Flower.
+
+    A bad setting, or a database that cannot be reached for the migrations, ends it
+    before anything starts, with one line and the exit code of the other commands.
+    """
+    from integration_service.devserver import supervisor
+    from integration_service.devserver.processes import Ports, plan
+    from integration_service.settings import get_settings
+
     settings = get_settings()
     if migrate:
         from integration_service.cli.database import upgrade

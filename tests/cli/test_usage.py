@@ -55,7 +55,8 @@ def test_rotate_keys_help_names_the_queued_way() -> None:
     ("args", "fragment"),
     [
         (["status", "only-tenant"], "Missing argument 'APP_ID'"),
-        (["list"], "Missing option '--tenant'"),
+        (["list"], "missing the tenant"),
+        (["list", "a", "--tenant", "b"], "give the tenant once"),
         (["list", "--tenant", "t", "--state", "sleeping"], "Invalid value for '--state'"),
         (["list", "--tenant", "t", "--limit", "0"], "Invalid value for '--limit'"),
         (["send", "t", "a", "--text", "hi"], "Missing option '--peer'"),
@@ -130,7 +131,7 @@ def test_health_text_lists_each_component() -> None:
 def test_database_down_exits_4() -> None:
     result = run_cli(["list", "--tenant", "t"], env=DATABASE_DOWN)
     assert result.exit_code == ExitCode.DEPENDENCY_DOWN, result.output
-    assert result.stderr.startswith("error: dependency unreachable:")
+    assert result.stderr.startswith("error: postgresql unreachable at 127.0.0.1:1/none:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -146,4 +147,4 @@ def test_broker_down_while_enqueueing_exits_4(database_url: str) -> None:
     env = {**BROKER_DOWN, "DATABASE_URL": database_url}
     result = run_cli(["qr-login", "cli-down", "app", "--timeout", "5"], env=env)
     assert result.exit_code == ExitCode.DEPENDENCY_DOWN, result.output
-    assert "dependency unreachable" in result.stderr
+    assert result.stderr == "error: rabbitmq unreachable at 127.0.0.1:1//: connection refused\n"

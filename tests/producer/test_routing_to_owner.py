@@ -11,6 +11,7 @@ from celery import Celery
 from kombu import Connection
 
 from integration_service.client import IntegrationClient
+from integration_service.dependencies import DependencyUnavailable
 from integration_service.leases.manager import liveness_key, lock_key
 from integration_service.runtime.forwarding import worker_queue
 from integration_service.settings import Settings
@@ -107,13 +108,33 @@ def test_otherwise_the_job_goes_to_the_shared_queue(
     client.app.close()
 
 
-def test_redis_unreachable_routes_to_the_shared_queue(
-    broker_url: str, settings: Settings, engine: object, session: SessionKey
+@pytest.mark.parametrize("route_to_owner", [True, False], ids=["routing on", "routing off"])
+def test_redis_unreachable_fails_the_call_and_publishes_nothing(
+    broker_url: str,
+    settings: Settings,
+    engine: object,
+    session: SessionKey,
+    route_to_owner: bool,
 ) -> None:
-    # A port nothing listens on: the owner lookup fails, the job still goes out.
+    # Redis keeps the job's result too (REDIS_URL is also Celery's result backend): with
+    # it down the job could not be waited for, and Celery's result consumer would retry
+    # and log. The producer says so itself, at once, and publishes nothing.
     unreachable = redis.Redis(port=1, socket_connect_timeout=0.2)
-    client = producer(broker_url, settings, engine, unreachable)
-    handle = client.send_message(TENANT, session.app_id, "@peer", "hi", idempotency_key="r3")
+    client = producer(broker_url, settings, engine, unreachable, route_to_owner=route_to_owner)
+    with pytest.raises(DependencyUnavailable) as raised:
+        client.send_message(TENANT, session.app_id, "@peer", "hi", idempotency_key="r3")
+    assert raised.value.dependency == "redis"
+    assert take_one(broker_url, "mid") is None
+    client.app.close()
+
+
+def test_a_failed_owner_lookup_is_only_a_hint(
+    broker_url: str, settings: Settings, engine: object, cache: redis.Redis, session: SessionKey
+) -> None:
+    # The lock key holds something else than a lease hash: Redis answers with an error.
+    cache.set(lock_key(session.tenant_id, session.app_id), "not a hash")
+    client = producer(broker_url, settings, engine, cache)
+    handle = client.send_message(TENANT, session.app_id, "@peer", "hi", idempotency_key="r4")
     assert handle.queue == "mid"
     headers = take_one(broker_url, "mid")
     assert headers is not None and headers["id"] == handle.job_id
