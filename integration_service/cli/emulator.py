@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -22,7 +21,10 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".state/emulator"),
     show_default=True,
-    help="Directory for emulator.json (host, port, dc_id, RSA public key, control URL).",
+    help=(
+        "Directory for emulator.json (host, port, dc_id, RSA public key, control URL) and "
+        "the world's database (world.sqlite3: users, keys, messages; kept across restarts)."
+    ),
 )
 @click.option("--dc-id", type=click.IntRange(1, 5), default=2, show_default=True)
 @click.option(
@@ -34,8 +36,8 @@ import click
 def emulator(host: str, port: int, state_dir: Path, dc_id: int, log_level: str) -> None:
     """Run the Telegram emulator until SIGTERM or Ctrl-C."""
     from integration_service.emulator.runner import run
+    from integration_service.observability.logging import configure_logging
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # One JSON object per line, scrubbed, like every other process of the system.
+    configure_logging(log_level)
     run(host=host, port=port, state_dir=state_dir, dc_id=dc_id)

@@ -1,7 +1,10 @@
 """Run the planned processes under honcho and report once everything is healthy.
 
 honcho supervises (start, multiplexed output, stop on Ctrl-C or when one process dies);
-this module only plans, waits for readiness endpoints and prints where things listen.
+this module waits for readiness endpoints, prints where things listen, and stops the
+system in order: workers, beat and Flower first, the emulator only once they have all
+exited. Stopped together, the workers would lose the emulator mid-shutdown and log
+reconnection failures at ERROR.
 """
 
 from __future__ import annotations
@@ -21,6 +24,48 @@ from integration_service.devserver.processes import Ports, Process
 # Workers finish their jobs and release every lease on SIGTERM (warm shutdown); give them
 # time before honcho escalates to SIGKILL.
 honcho.manager.KILL_WAIT = 30
+# What the other processes talk to: stopped last.
+LAST_STAGE = frozenset({"emulator"})
+
+
+class StagedManager(honcho.manager.Manager):  # type: ignore[misc,unused-ignore]
+    """honcho's Manager, stopping in two stages instead of all processes at once.
+
+    On Ctrl-C, SIGTERM or the exit of any process, every process outside ``last`` gets
+    SIGTERM first; a watcher thread sends SIGTERM to the ``last`` ones once all the others
+    have exited. honcho's own deadline (KILL_WAIT) still SIGKILLs whatever is left.
+    """
+
+    def __init__(self, last: frozenset[str] = LAST_STAGE) -> None:
+        super().__init__()
+        self._last = last
+
+    def _running(self) -> list[str]:
+        return [name for name, p in self._processes.items() if "returncode" not in p]
+
+    def _killall(self, force: bool = False) -> None:
+        first = [name for name in self._running() if name not in self._last]
+        if force or not first:
+            super()._killall(force=force)
+            return
+        for name in first:
+            self._stop(name)
+        threading.Thread(
+            target=self._stop_last_stage, args=(first,), name="staged-stop", daemon=True
+        ).start()
+
+    def _stop(self, name: str) -> None:
+        pid = self._processes[name]["pid"]
+        self._system_print(f"sending SIGTERM to {name} (pid {pid})\n")
+        self._procmgr.terminate(pid)
+
+    def _stop_last_stage(self, first: list[str]) -> None:
+        # The loop thread records each exit in _processes; only read here.
+        while any("returncode" not in self._processes[name] for name in first):
+            time.sleep(0.1)
+        for name in self._running():
+            if name in self._last:
+                self._stop(name)
 
 
 def _ready(url: str) -> bool:
@@ -70,7 +115,7 @@ def run(
     env: dict[str, str],
     announce: Callable[[str], None],
 ) -> int:
-    manager = honcho.manager.Manager()
+    manager = StagedManager()
     for process in processes:
         command = shlex.join(process.argv)
         manager.add_process(process.name, command, env={**env, **process.env})

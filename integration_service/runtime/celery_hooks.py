@@ -7,6 +7,7 @@ import time (importing the Celery app in a producer starts nothing).
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Any
 
 import structlog
@@ -61,11 +62,28 @@ def _stop_observability() -> None:
 def connect(app: Celery) -> None:
     """Attach the hooks to ``app``'s signals (called once by celery_app)."""
 
+    # celeryd_init: before the worker's privilege check, whose warning would otherwise be
+    # printed as plain text.
+    @signals.celeryd_init.connect(weak=False)
     @signals.setup_logging.connect(weak=False)
     def _logging(**_: Any) -> None:
         # Connecting this signal stops Celery from configuring logging itself: every
         # line of worker and beat goes through the JSON pipeline and its scrubber.
         configure_logging(get_settings().log_level)
+
+    @signals.worker_ready.connect(weak=False)
+    def _silent_shutdown_notice(sender: Any = None, **_: Any) -> None:
+        # Celery's SIGTERM handler prints "worker: Warm shutdown (MainProcess)" as plain
+        # text: reinstall it without the print (signal handlers belong to the main thread);
+        # worker_shutting_down below logs the same as JSON.
+        if sender is not None and threading.current_thread() is threading.main_thread():
+            from celery.apps.worker import install_worker_term_handler
+
+            install_worker_term_handler(sender.controller, verbose=False)
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
+        logger.info("worker_shutting_down", signal=sig, how=how)
 
     @signals.celeryd_after_setup.connect(weak=False)
     def _consume_own_queues(sender: str, instance: Any, **_: Any) -> None:
