@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.test_main_command import free_block, get, stop_everything
+from tests.e2e.test_main_command import free_block, stop_everything
 from tests.support.emulator_control import EmulatorControl
 from tests.support.processes import REPO_ROOT, wait_for
 from tests.support.rabbitmq import private_vhost
