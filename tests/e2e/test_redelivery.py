@@ -16,12 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from kombu import Connection
 
 from integration_service.client import IntegrationClient, JobHandle
 from integration_service.emulator.world.client_helper import random_phone
-from integration_service.queues import dead_letter_queue
 from tests.support.processes import wait_for
+from tests.support.rabbitmq import peek_dead_letters
 from tests.support.system import SystemUnderTest, WorkerProcess
 
 TENANT = "tenant-redeliver"
@@ -99,19 +98,7 @@ def deliver_again(
 
 def dead_letters(system: SystemUnderTest) -> list[str]:
     """Task ids in this system's dead-letter queue (left in place)."""
-    ids: list[str] = []
-    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
-        channel = conn.channel()
-        try:
-            held = []
-            while message := channel.basic_get(dead_letter_queue().name, no_ack=False):
-                held.append(message)
-                ids.append(str((message.headers or {}).get("id")))
-            for message in held:
-                channel.basic_reject(message.delivery_tag, requeue=True)
-        finally:
-            channel.close()
-    return ids
+    return [d.task_id for d in peek_dead_letters(system.env["CELERY_BROKER_URL"])]
 
 
 def assert_second_delivery_is_a_no_op(

@@ -1,4 +1,4 @@
-"""Reliability cases share one system with short leases (takeovers within seconds)."""
+"""Reliability cases: a whole system each, with short leases (takeovers within seconds)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import emulator, system  # noqa: F401 - shared fixtures
-from tests.support.system import FAST_TAKEOVER
+from integration_service.emulator.testing import EmulatorProcess
+from tests.support.rabbitmq import private_vhost
+from tests.support.system import FAST_TAKEOVER, SystemUnderTest
 
 REPORT = Path(os.environ.get("RELIABILITY_REPORT", ".state/reliability-results.json"))
 
@@ -18,6 +19,38 @@ REPORT = Path(os.environ.get("RELIABILITY_REPORT", ".state/reliability-results.j
 @pytest.fixture(scope="module")
 def system_overrides() -> dict[str, str]:
     return dict(FAST_TAKEOVER)
+
+
+@pytest.fixture
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """A data centre of the case's own: its counters (AUTH_KEY_DUPLICATED, deliveries)
+    are the case's alone."""
+    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+@pytest.fixture
+def system(
+    database_url: str,
+    emulator: EmulatorProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+    system_overrides: dict[str, str],
+) -> Iterator[SystemUnderTest]:
+    """A whole system per case: its own vhost (queues, dead letters), Redis data set,
+    worker logs and emulator; its tenant's rows are its own. A case sees nothing of
+    another case, and a failing case's evidence is its own."""
+    with private_vhost() as broker_url:
+        sut = SystemUnderTest(
+            database_url=database_url,
+            broker_url=broker_url,
+            state_dir=Path(tmp_path_factory.mktemp("system")),
+            emulator=emulator,
+            overrides=system_overrides,
+        )
+        try:
+            yield sut
+        finally:
+            sut.close()
 
 
 @pytest.fixture(scope="session")

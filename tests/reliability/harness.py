@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from integration_service.emulator.world.client_helper import random_phone
 from tests.support.processes import wait_for
+from tests.support.rabbitmq import peek_dead_letters
 from tests.support.system import Provisioned, SystemUnderTest
 
 
@@ -212,3 +213,39 @@ class Workload:
 
     def auth_key_duplicated(self) -> int:
         return int(self.system.control.stats()["auth_key_duplicated"])
+
+    def evidence(self, outcome: Outcome | None = None) -> str:
+        """What a failing case prints: its own ledger, sessions, dead letters, queues and
+        the warnings and errors of its own workers (the system is the case's alone)."""
+        system = self.system
+        lines = [f"== evidence of tenant {self.tenant}"]
+        if outcome is not None:
+            lines.append(f"outcome: {outcome}")
+            if outcome.trace:
+                lines.append(outcome.trace)
+        lines.append(
+            f"ledger: accepted={len(self.ledger.accepted)} refused={len(self.ledger.refused)} "
+            f"logins ok={self.ledger.logins_ok} failed={self.ledger.logins_failed} "
+            f"errors={dict(self.ledger.errors)}"
+        )
+        for session in self.sessions:
+            row = system.store.require(session.key)
+            lines.append(f"session {session.key}: {row.state} auth_error={row.auth_error}")
+        try:
+            stats = system.control.stats()
+            lines.append(f"emulator: auth_key_duplicated={stats['auth_key_duplicated']}")
+        except Exception as error:  # noqa: BLE001 - evidence is best effort
+            lines.append(f"emulator stats unavailable: {error}")
+        broker = system.env["CELERY_BROKER_URL"]
+        for dead in peek_dead_letters(broker):
+            lines.append(f"dead letter: {dead.task} {dead.task_id}: {dead.reason[:300]}")
+        lines.append("queues with messages: " + ", ".join(system.busy_queues()))
+        for log in sorted(system.state_dir.glob("worker-*.log")):
+            noted = [
+                line[:400]
+                for line in log.read_text(errors="replace").splitlines()
+                if '"level": "error"' in line or '"level": "warning"' in line or "Traceback" in line
+            ]
+            lines.append(f"-- {log.name}: {len(noted)} warning/error lines (last 30)")
+            lines.extend(noted[-30:])
+        return "\n".join(lines)
