@@ -181,9 +181,7 @@ class IntegrationClient:
     # Checks ----------------------------------------------------------------------------
 
     def _key(self, tenant_id: object, app_id: object) -> SessionKey:
-        return SessionKey(
-            inputs.identifier("tenant_id", tenant_id), inputs.identifier("app_id", app_id)
-        )
+        return inputs.session_key(tenant_id, app_id)
 
     def _require_tenant(self, tenant_id: str) -> None:
         with self.engine.connect() as conn:
@@ -330,17 +328,22 @@ class IntegrationClient:
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Enqueue one send; the same ``idempotency_key`` never sends twice."""
-        key = self._key(tenant_id, app_id)
-        target = inputs.peer(peer)
-        body = inputs.message_text(text)
-        idem = inputs.idempotency_key(
-            idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        request = inputs.SendRequest.parse(
+            tenant_id,
+            app_id,
+            peer,
+            text,
+            idempotency_key if idempotency_key is not None else str(uuid.uuid4()),
         )
-        self._require_usable_session(key)
-        kwargs = {"peer": str(target), "text": body, "idempotency_key": idem}
-        shown = repr({**kwargs, "text": f"<{len(body)} characters>", "app_id": key.app_id})
+        self._require_usable_session(request.key)
+        kwargs = request.job_kwargs()
+        shown = repr({**kwargs, "text": f"<{len(request.text)} characters>"})
         return self._enqueue(
-            "tasks.messages.send_message", key, kwargs, kwargsrepr=shown, idempotency_key=idem
+            "tasks.messages.send_message",
+            request.key,
+            kwargs,
+            kwargsrepr=shown,
+            idempotency_key=request.idempotency_key,
         )
 
     # Status and waiting ----------------------------------------------------------------

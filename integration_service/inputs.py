@@ -1,18 +1,22 @@
-"""Validation of every job input, shared by the producer API and the workers.
+"""Validation of every job input, at the two boundaries, into typed values.
 
-The producer rejects bad input before anything is enqueued; workers validate again,
-because a message can reach a queue without the producer (another service publishing
-directly, an operator re-driving a dead letter). Each failure is its own error class
-with a message that names the field and never echoes a secret.
+Input is validated once where it enters: the producer API validates a caller's
+arguments before anything is enqueued, and a job's payload is parsed again at the task
+boundary (``tasks/``), because a message can reach a queue without the producer (another
+service publishing directly, an operator re-driving a dead letter). Both build the same
+typed value (``SendRequest``, ``SessionKey``, ``Peer``); the domain functions take those
+and never validate again. Each failure is its own error class with a message that names
+the field and never echoes a secret.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from integration_service.errors import PermanentError
-from integration_service.store.records import IDENTIFIER_PATTERN
+from integration_service.store.records import IDENTIFIER_PATTERN, SessionKey
 
 MAX_TEXT_LENGTH = 4096  # Telegram's limit for one text message
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -47,6 +51,10 @@ def identifier(field: str, value: object) -> str:
             field, "must be 1-64 characters of letters, digits, '_', '.', '-' (no ':')"
         )
     return text
+
+
+def session_key(tenant_id: object, app_id: object) -> SessionKey:
+    return SessionKey(identifier("tenant_id", tenant_id), identifier("app_id", app_id))
 
 
 def phone(value: object) -> str:
@@ -122,3 +130,58 @@ def password(value: object) -> str:
     if not text or len(text) > MAX_PASSWORD_LENGTH:
         raise InvalidInput("password", f"must be 1-{MAX_PASSWORD_LENGTH} characters")
     return text
+
+
+# SendRequest.parse's parameters share these validators' names.
+_peer, _idempotency_key = peer, idempotency_key
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One send, validated: built by ``parse`` (the producer) or ``from_job`` (a worker).
+
+    Construct it through those two only; the fields are then known to be valid.
+    """
+
+    key: SessionKey
+    peer: Peer
+    text: str
+    idempotency_key: str
+
+    @classmethod
+    def parse(
+        cls,
+        tenant_id: object,
+        app_id: object,
+        peer: object,
+        text: object,
+        idempotency_key: object,
+    ) -> SendRequest:
+        """Validate every field; InvalidInput names the first one that is wrong."""
+        return cls(
+            session_key(tenant_id, app_id),
+            _peer(peer),
+            message_text(text),
+            _idempotency_key(idempotency_key),
+        )
+
+    @classmethod
+    def from_job(cls, kwargs: Mapping[str, object]) -> SendRequest:
+        """The request a send job's keyword arguments carry (``job_kwargs``' inverse)."""
+        return cls.parse(
+            kwargs.get("tenant_id"),
+            kwargs.get("app_id"),
+            kwargs.get("peer"),
+            kwargs.get("text"),
+            kwargs.get("idempotency_key"),
+        )
+
+    def job_kwargs(self) -> dict[str, str]:
+        """The send job's keyword arguments (JSON: the peer as its text form)."""
+        return {
+            "tenant_id": self.key.tenant_id,
+            "app_id": self.key.app_id,
+            "peer": str(self.peer),
+            "text": self.text,
+            "idempotency_key": self.idempotency_key,
+        }

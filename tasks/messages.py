@@ -1,4 +1,8 @@
-"""send-message jobs (queue ``mid``)."""
+"""send-message jobs (queue ``mid``).
+
+The payload is parsed once, here, into an ``inputs.SendRequest``; ``messaging.send``
+takes the typed request and does not validate it again.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from dataclasses import asdict
 from typing import Any
 
 from integration_service.celery_app import app
+from integration_service.errors import ServiceError
+from integration_service.inputs import InvalidInput, SendRequest
 from integration_service.jobs.session_task import SessionTask
 from integration_service.messaging.pacing import PACE_RESERVED_HEADER
-from integration_service.messaging.send import SendRequest, mark_given_up, send_message
+from integration_service.messaging.send import mark_given_up, send_message
 
 
 class SendMessageTask(SessionTask):
@@ -17,25 +23,23 @@ class SendMessageTask(SessionTask):
     # The outbox row is this job's journal: a repeat returns its outcome, sends nothing.
     journalled = False
 
-    def on_gave_up(self, error: BaseException, args: Any, kwargs: Any) -> None:
+    def on_gave_up(self, error: ServiceError, args: Any, kwargs: Any) -> None:
         # Retries exhausted or a permanent error: the outbox row must not stay queued.
-        mark_given_up(self.runtime.outbox, kwargs, error)
+        # The same boundary parse as the job's (not a domain re-validation).
+        try:
+            request = SendRequest.from_job(kwargs)
+        except InvalidInput:
+            return  # the payload never parsed, so no row was claimed for it
+        mark_given_up(self.runtime.outbox, request, error)
 
 
 @app.task(name="tasks.messages.send_message", base=SendMessageTask, bind=True)
-def send_message_task(
-    self: SendMessageTask,
-    *,
-    tenant_id: str,
-    app_id: str,
-    peer: str | int,
-    text: str,
-    idempotency_key: str,
-) -> dict[str, Any]:
-    request = SendRequest(tenant_id, app_id, peer, text, idempotency_key)
+def send_message_task(self: SendMessageTask, **payload: object) -> dict[str, Any]:
+    # A missing or malformed field is InvalidInput (dead-lettered with its name).
+    request = SendRequest.from_job(payload)
     runtime = self.runtime
     # A retry at its reserved pacing slot sends without reserving another.
-    reserved = bool((getattr(self.request, "headers", None) or {}).get(PACE_RESERVED_HEADER))
+    reserved = bool((self.request.headers or {}).get(PACE_RESERVED_HEADER))
     pacer = None if reserved else runtime.pacer
     outcome = send_message(runtime, runtime.outbox, request, pacer=pacer, task_id=self.request.id)
     return asdict(outcome)

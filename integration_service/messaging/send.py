@@ -9,12 +9,12 @@ from telethon import TelegramClient, functions, types
 from telethon import errors as tg
 
 from integration_service import inputs
-from integration_service.errors import PermanentError
+from integration_service.errors import PermanentError, ServiceError
+from integration_service.inputs import SendRequest
 from integration_service.messaging.pacing import Pacer
 from integration_service.messaging.random_ids import payload_digest, random_id_for
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.sessions.validation import record_terminal
-from integration_service.store import SessionKey
 from integration_service.store.outbox import OutboxEntry, OutboxStore
 from integration_service.telegram.error_mapping import to_service_error
 from integration_service.telegram.errors import SessionTerminated
@@ -37,15 +37,6 @@ class PeerNotFound(PermanentError):
     """The peer id is unknown to this account (Telegram needs its access hash)."""
 
     code = "peer_unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    tenant_id: str
-    app_id: str
-    peer: str | int
-    text: str
-    idempotency_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +107,10 @@ def send_message(
     Retryable failures (FloodWait, network, lease contention) leave the row ``queued``
     and raise for the job layer to retry with the same random_id; permanent ones mark
     it ``failed`` with the reason and raise; a finished row is returned, not re-sent.
+    ``request`` was validated where it entered (inputs.SendRequest).
     """
-    key = SessionKey(
-        inputs.identifier("tenant_id", request.tenant_id),
-        inputs.identifier("app_id", request.app_id),
-    )
-    peer = inputs.peer(request.peer)
-    text = inputs.message_text(request.text)
-    idempotency_key = inputs.idempotency_key(request.idempotency_key)
+    key, peer, text = request.key, request.peer, request.text
+    idempotency_key = request.idempotency_key
     random_id = random_id_for(key, idempotency_key)
     digest = payload_digest(str(peer), text)
     entry = outbox.claim(
@@ -170,18 +157,10 @@ def send_message(
     return SendOutcome.of(finished, repeated=False)
 
 
-def mark_given_up(outbox: OutboxStore, job_kwargs: dict[str, object], error: BaseException) -> None:
-    """Mark a send's queued row failed when its job gives up; a no-op for bad input."""
-    try:
-        key = SessionKey(
-            inputs.identifier("tenant_id", job_kwargs.get("tenant_id")),
-            inputs.identifier("app_id", job_kwargs.get("app_id")),
-        )
-        idempotency_key = inputs.idempotency_key(job_kwargs.get("idempotency_key"))
-    except inputs.InvalidInput:
-        return  # nothing was claimed for input that never validated
-    entry = outbox.get(key, idempotency_key)
+def mark_given_up(outbox: OutboxStore, request: SendRequest, error: ServiceError) -> None:
+    """Mark a send's queued row failed when its job gives up (retries exhausted, or a
+    permanent error met before the row was finished)."""
+    entry = outbox.get(request.key, request.idempotency_key)
     if entry is not None and entry.status == "queued":
-        code = getattr(error, "code", None) or type(error).__name__
-        outbox.finish(entry.id, status="failed", error_code=str(code), error_details=str(error))
-        MESSAGES_FAILED.labels(error=str(code)).inc()
+        outbox.finish(entry.id, status="failed", error_code=error.code, error_details=str(error))
+        MESSAGES_FAILED.labels(error=error.code).inc()
