@@ -94,6 +94,10 @@ class ServiceTask(Task):
     never_retry: tuple[type[BaseException], ...] = (PermanentError,)
     # Control-flow exceptions a subclass handles itself (not failures).
     passthrough: tuple[type[BaseException], ...] = ()
+    # Expected outcomes (a classified error, retries exhausted): Celery logs them at INFO
+    # without a traceback instead of "raised unexpected" at ERROR; the failure branch
+    # logs one WARNING line with the code. UnexpectedError (a bug) stays at ERROR.
+    throws: tuple[type[BaseException], ...] = (PermanentError, RetryableError)
     # Record each finished run in the job journal, so a second delivery of the same job
     # finishes as a no-op with the first outcome. False only for jobs whose own store
     # already answers a repeat with the first outcome (sends: the outbox).
@@ -134,6 +138,15 @@ class ServiceTask(Task):
                         max_retries=limit,
                     ) from None
             status = "failure"
+            if isinstance(error, self.throws):
+                logger.warning(
+                    "job_failed",
+                    task=self.name,
+                    code=error.code,
+                    error=type(error).__name__,
+                    reason=str(error),
+                    retries=self.request.retries,
+                )
             self.on_gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
             self._journal_outcome(
