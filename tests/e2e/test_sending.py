@@ -9,7 +9,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
-from integration_service.client import IntegrationClient
+from integration_service.client import IntegrationClient, JobHandle
+from integration_service.inputs import InvalidInput
+from integration_service.messaging.send import PeerNotFound
 from tests.support.system import Provisioned, SystemUnderTest
 
 TENANT = "tenant-sending"
@@ -198,3 +200,39 @@ def test_pacing_spaces_sends_to_one_chat(
     assert all(since >= i - 0.25 for i, since in enumerate(since_first)), since_first
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.5, gaps  # never a burst
+
+
+def test_a_send_that_fails_for_good_reaches_the_producer_as_its_project_error(
+    system: SystemUnderTest, sessions: list[Provisioned]
+) -> None:
+    # Through a real worker and the JSON result backend: the producer's app is a plain
+    # Celery app, and still gets the class, code and message, not a wrapper.
+    client = system.client()
+    key = "unknown-peer-1"
+    handle = client.send_message(
+        TENANT, sessions[0].key.app_id, "@nobody0knows0this", "never", idempotency_key=key
+    )
+    with pytest.raises(PeerNotFound) as caught:
+        client.wait(handle, timeout=60)
+    assert caught.value.code == "peer_unknown"
+    assert "@nobody0knows0this" in str(caught.value)
+    with system.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT status, error_code FROM message_outbox WHERE tenant_id = :t "
+                "AND idempotency_key = :k"
+            ),
+            {"t": TENANT, "k": key},
+        ).one()
+    assert (row.status, row.error_code) == ("failed", "peer_unknown")
+
+    # A payload published past the producer fails with InvalidInput(field, message):
+    # Celery's own JSON reading would call InvalidInput(message) and lose it.
+    published = system.producer.send_task(
+        "tasks.messages.send_message",
+        kwargs={"tenant_id": TENANT, "app_id": sessions[0].key.app_id, "peer": "@x0000"},
+    )
+    handle = JobHandle(published.id, published.name or "", "mid", TENANT, "")
+    with pytest.raises(InvalidInput) as invalid:
+        client.wait(handle, timeout=60)
+    assert (invalid.value.field, invalid.value.code) == ("text", "invalid_text")
