@@ -18,8 +18,10 @@ Rules every exception of the library follows (tests/unit/test_error_tree.py chec
 Internal control flow that is still a ``ServiceError`` (caught before it can fail a job):
 ``runtime.ownership.OwnedElsewhere`` (the job is forwarded to the session's owner).
 
-Programming errors are the builtins (``TypeError``, ``AssertionError``, ``KeyError``...)
-and are never defined here; a job that meets one is failed with ``UnexpectedError``.
+Programming errors are the builtins the library raises (``ValueError`` for an argument the
+boundary should have refused, such as a session id with a ``:`` given to the lease
+manager; ``TypeError``, ``AssertionError``, ``KeyError``...): no class is defined for them,
+and a job that meets one fails with ``UnexpectedError``.
 The emulator (``integration_service/emulator``) is a separate program with its own
 errors and is not part of this tree.
 """
