@@ -147,7 +147,7 @@ class ServiceTask(Task):
                     reason=str(error),
                     retries=self.request.retries,
                 )
-            self.on_gave_up(error, args, kwargs)
+            self._gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
             self._journal_outcome(
                 "dead_lettered",
@@ -234,6 +234,20 @@ class ServiceTask(Task):
 
     def on_gave_up(self, error: ServiceError, args: Any, kwargs: Any) -> None:
         """Hook: the job failed for good; record it in the domain before dead-lettering."""
+
+    def _gave_up(self, error: ServiceError, args: Any, kwargs: Any) -> None:
+        # The dead letter must follow whatever the hook meets (its database down): an
+        # exception escaping here would have the job acknowledged away without a copy.
+        try:
+            self.on_gave_up(error, args, kwargs)
+        except Exception as hook_error:  # noqa: BLE001 - logged; the dead letter matters more
+            logger.warning(
+                "gave_up_hook_failed",
+                task=self.name,
+                task_id=self.request.id,
+                code=error.code,
+                error=type(hook_error).__name__,
+            )
 
     def _dead_letter(self, error: ServiceError, args: Any, kwargs: Any) -> None:
         """Publish the failed job with its reason; the message is acked only after this.

@@ -338,3 +338,17 @@ def test_success_publishes_nothing(app: Celery, task: PolicyTask, plan: Raised) 
     plan.error = None
     run(task)
     assert drain(app, RETRY_QUEUE) == [] and drain(app, DEAD_LETTER_QUEUE) == []
+
+
+def test_a_failing_give_up_hook_still_dead_letters_the_job(
+    monkeypatch: pytest.MonkeyPatch, app: Celery, task: PolicyTask, plan: Raised
+) -> None:
+    def broken(error: ServiceError, args: Any, kwargs: Any) -> None:
+        raise ConnectionError("outbox database went away")
+
+    monkeypatch.setattr(task, "on_gave_up", broken)
+    plan.error = PermanentError("nope", code="x_nope")
+    raised = expect(PermanentError, lambda: run(task))
+    assert raised is plan.error
+    (dead,) = drain(app, DEAD_LETTER_QUEUE)
+    assert dead.headers["x-failure-code"] == "x_nope"
