@@ -32,7 +32,15 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(_database_url(), poolclass=pool.NullPool)
+    settings = get_settings()
+    # Bounded like every other command: an unreachable database fails within
+    # DEPENDENCY_TIMEOUT (libpq's minimum is 2 s), never after psycopg's default 130 s.
+    timeout = min(settings.dependency_timeout, settings.database_connect_timeout)
+    engine = create_engine(
+        _database_url(),
+        poolclass=pool.NullPool,
+        connect_args={"connect_timeout": max(2, int(timeout))},
+    )
     with engine.connect() as conn:
         context.configure(connection=conn, transaction_per_migration=True)
         with context.begin_transaction():

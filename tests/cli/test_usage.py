@@ -118,8 +118,8 @@ def test_health_with_the_broker_down_exits_4_and_names_it() -> None:
     assert "guest:guest" not in result.stdout
 
 
-def test_health_text_lists_each_component() -> None:
-    result = run_cli(["health"], env=BROKER_DOWN)
+def test_health_text_lists_each_component(database_url: str) -> None:
+    result = run_cli(["health"], env={**BROKER_DOWN, "DATABASE_URL": database_url})
     assert result.exit_code == ExitCode.DEPENDENCY_DOWN
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["COMPONENT", "RESULT", "LATENCY"]
