@@ -27,7 +27,7 @@ from integration_service.errors import (
     ServiceError,
     UnexpectedError,
 )
-from integration_service.jobs.carried_headers import carried_headers
+from integration_service.jobs.carried_headers import carried_headers, carried_reprs
 from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
 from integration_service.observability.scrubbing import scrub_text
 from integration_service.runtime.current import RuntimeNotStarted, get_runtime
@@ -136,6 +136,8 @@ class ServiceTask(Task):
                         # it, which would skip the dead letter): give it the one that
                         # applies, so a deferral past max_retries is still retried.
                         max_retries=limit,
+                        # Flower shows the retry as the producer chose to show the job.
+                        **carried_reprs(self.request),
                     ) from None
             status = "failure"
             if isinstance(error, self.throws):

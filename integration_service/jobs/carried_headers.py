@@ -37,3 +37,19 @@ def carried_headers(request: object, **extra: Any) -> dict[str, Any]:
     }
     carried.update(extra)
     return carried
+
+
+# What Flower and the logs show of a job's arguments (``argsrepr``/``kwargsrepr``, chosen
+# by the producer: ids and a masked phone, never a phone, text or secret reference).
+# Celery rebuilds both from the real arguments on every publish it is not given them for.
+REPR_FIELDS = ("argsrepr", "kwargsrepr")
+
+
+def carried_reprs(request: object) -> dict[str, str]:
+    """The delivery's argument reprs, for its re-published copy (a retry or a forward)."""
+    carried = {}
+    for name in REPR_FIELDS:
+        value = getattr(request, name, None)
+        if isinstance(value, str):
+            carried[name] = value
+    return carried

@@ -13,7 +13,7 @@ from typing import Any
 from celery.exceptions import Ignore
 
 from integration_service.jobs.base import ServiceTask
-from integration_service.jobs.carried_headers import carried_headers
+from integration_service.jobs.carried_headers import carried_headers, carried_reprs
 from integration_service.runtime.current import get_runtime
 from integration_service.runtime.forwarding import (
     HOPS_HEADER,
@@ -67,6 +67,8 @@ class SessionTask(ServiceTask):
             declare=[queue],
             headers=carried_headers(self.request, **{HOPS_HEADER: hops}),
             retries=self.request.retries,
+            # Flower shows the forwarded copy as the producer chose to show the job.
+            **carried_reprs(self.request),
         )
 
     def _current_hops(self) -> object:
