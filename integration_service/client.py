@@ -15,6 +15,7 @@ fails with ``DependencyUnavailable`` naming the one it could not reach
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import uuid
@@ -403,7 +404,14 @@ class IntegrationClient:
         from integration_service.jobs.results import results_backend
 
         result = AsyncResult(handle.job_id, app=self.app, backend=results_backend(self.app))
-        return result.get(timeout=timeout, propagate=True)
+        try:
+            return result.get(timeout=timeout, propagate=True)
+        finally:
+            # Stop listening for it now, while the connection is open. Left to the
+            # result's __del__ (a timed-out wait), the unsubscribe would run at
+            # interpreter exit and print a traceback under the CLI's one error line.
+            with contextlib.suppress(Exception):
+                result.backend.remove_pending_result(result)
 
     @_reaching
     def wait_for_state(

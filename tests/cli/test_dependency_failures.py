@@ -173,6 +173,15 @@ def test_with_everything_up_the_same_commands_work(environment: dict[str, str]) 
         assert run.returncode == ExitCode.OK, run
 
 
+def test_a_wait_that_times_out_is_one_line_too(environment: dict[str, str]) -> None:
+    # No worker consumes this vhost: the result never comes. The abandoned result must
+    # not print a traceback when the interpreter exits.
+    args = [*COMMANDS["send"][0], "--wait", "--timeout", "1"]
+    run = run_cli(args, environment)
+    assert run.returncode == ExitCode.TIMEOUT, run
+    assert run.stderr.startswith("error: timed out") and run.stderr.count("\n") == 1, run
+
+
 def test_run_with_a_bad_setting_prints_one_line_and_exits_2(
     environment: dict[str, str], tmp_path: Path
 ) -> None:
