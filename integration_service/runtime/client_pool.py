@@ -21,7 +21,11 @@ from integration_service.circuit import CircuitBreaker
 from integration_service.errors import RetryableError
 from integration_service.leases import Lease
 from integration_service.store import SessionKey
-from integration_service.telegram.client_factory import ClientFactory, LazyClientFactory
+from integration_service.telegram.client_factory import (
+    ClientFactory,
+    LazyClientFactory,
+    settle_disconnection,
+)
 
 GET_CLIENT_LATENCY = Histogram(
     "session_get_client_latency_seconds",
@@ -137,7 +141,11 @@ class ClientPool:
             raise RetryableError(f"session {key} has no stored session material yet")
         client = self._factory.create(session_string)
         async with self._connect_slots:
-            await self._guarded_connect(client)
+            try:
+                await self._guarded_connect(client)
+            except BaseException:
+                settle_disconnection(client)
+                raise
         CLIENT_CONNECTS.inc()
         entry = PooledClient(key=key, client=client, lease=lease)
         self._clients[key] = entry
@@ -185,6 +193,7 @@ class ClientPool:
         POOL_EVICTIONS.labels(reason=reason).inc()
         try:
             await entry.client.disconnect()
+            settle_disconnection(entry.client)
         finally:
             await self._on_evicted(entry, reason)
 

@@ -78,11 +78,13 @@ def transition(
     lease_epoch: int,
     task_id: str | None = None,
     attempts: int = 3,
+    auth_error: str | None = None,
 ) -> SessionEvent:
     """Move ``key`` to ``to_state`` from whatever state it is in now, if allowed.
 
     The store's compare-and-set refuses the write if the state moved in between; the
     check is then made again against the new state, a bounded number of times.
+    ``auth_error``: the stable reason a terminal state carries (kept on the row).
     """
     for _ in range(attempts):
         current = store.require(key).state
@@ -95,6 +97,7 @@ def transition(
                 reason=reason,
                 lease_epoch=lease_epoch,
                 task_id=task_id,
+                auth_error=auth_error,
             )
         except TransitionConflict:
             if store.require(key).lease_epoch > lease_epoch:

@@ -22,13 +22,15 @@ VALIDATIONS = Counter("session_validations_total", "Session validations, by outc
 
 @dataclass(frozen=True, slots=True)
 class ValidationResult:
-    """``outcome``: authorized, revoked, expired, banned, deactivated, duplicated, transient."""
+    """``outcome``: authorized, revoked, expired, banned, deactivated, duplicated, transient.
+    ``auth_error``: the stable reason of a terminal outcome (``auth_key_unknown``, ...)."""
 
     tenant_id: str
     app_id: str
     outcome: str
     state: str
     detail: str = ""
+    auth_error: str | None = None
 
 
 async def get_state(client: TelegramClient) -> object:
@@ -49,6 +51,7 @@ def record_terminal(
                 reason=f"telegram: {error.rpc_message}",
                 lease_epoch=lease.epoch,
                 task_id=task_id,
+                auth_error=error.auth_error,
             )
         runtime.evict(key, f"session_{error.state}")
 
@@ -85,7 +88,9 @@ def validate_session(
     row = runtime.store.require(key)
     if row.state in sm.TERMINAL:
         VALIDATIONS.labels(outcome=row.state).inc()
-        return ValidationResult(key.tenant_id, key.app_id, row.state, row.state, "already")
+        return ValidationResult(
+            key.tenant_id, key.app_id, row.state, row.state, "already", row.auth_error
+        )
     was_warm = runtime.pool.peek(key) is not None
     try:
         confirm_with_telegram(
@@ -101,7 +106,7 @@ def validate_session(
             raise
         VALIDATIONS.labels(outcome=error.state).inc()
         return ValidationResult(
-            key.tenant_id, key.app_id, error.state, error.state, error.rpc_message
+            key.tenant_id, key.app_id, error.state, error.state, error.rpc_message, error.auth_error
         )
     runtime.store.touch(key)
     if not was_warm:

@@ -188,16 +188,20 @@ class SessionStore:
         reason: str,
         lease_epoch: int,
         task_id: str | None = None,
+        auth_error: str | None = None,
     ) -> SessionEvent:
         """Move a session from ``from_state`` to ``to_state`` and log the event, atomically.
 
         Compare-and-set on both state and epoch: a concurrent transition or a newer lease
         owner makes this one fail with TransitionConflict and change nothing.
+        ``auth_error`` (why Telegram ended the authorisation) is stored with the new state;
+        None keeps the stored one (a new login's save clears it).
         """
         with self._transaction(f"transition {key}") as conn:
             moved = conn.execute(
                 text(
-                    "UPDATE telegram_sessions SET state = :to_state, lease_epoch = :epoch "
+                    "UPDATE telegram_sessions SET state = :to_state, lease_epoch = :epoch, "
+                    "auth_error = COALESCE(:auth_error, auth_error) "
                     "WHERE tenant_id = :tenant_id AND app_id = :app_id "
                     "AND state = :from_state AND lease_epoch <= :epoch RETURNING id"
                 ),
@@ -205,6 +209,7 @@ class SessionStore:
                     "to_state": to_state,
                     "from_state": from_state,
                     "epoch": lease_epoch,
+                    "auth_error": auth_error,
                     "tenant_id": key.tenant_id,
                     "app_id": key.app_id,
                 },

@@ -109,6 +109,21 @@ class ClientFactory:
         )
 
 
+def settle_disconnection(client: TelegramClient) -> None:
+    """Mark the error that ended ``client``'s connection as seen; call after it is done with.
+
+    Telethon keeps that error (``AuthKeyNotFound`` after a -404, a failed reconnect) in a
+    future nobody awaits, and asyncio logs such a future at ERROR when it is collected
+    ("Future exception was never retrieved"). The caller already got the same error from
+    its own call.
+    """
+    ended = client.disconnected
+    if not ended.done():
+        ended.cancel()  # only the shield Telethon hands out; the connection is untouched
+    elif not ended.cancelled():
+        ended.exception()
+
+
 class LazyClientFactory:
     """Resolves the ClientFactory on first use, then keeps it for the process."""
 

@@ -2,7 +2,19 @@
 
 The mapping is by exception class (Telethon's own classification of Telegram's RPC
 errors), so a job never parses error text. Terminal session errors carry the session
-state they imply, which validation and every job use to stop the session for good.
+state they imply and a stable reason (``auth_error``), which validation and every job
+use to stop the session for good.
+
+"The server does not know this auth key" arrives in two shapes: the RPC errors
+AUTH_KEY_UNREGISTERED / AUTH_KEY_INVALID (the key exists, its authorisation does not),
+and the MTProto transport error -404, "auth key not found ... returned when the
+specified auth key ID cannot be found by the DC" (core.telegram.org/mtproto/
+mtproto-transports#transport-errors), which Telethon raises as ``AuthKeyNotFound`` (or,
+from its connection layer, ``InvalidBufferError`` with code 404). The data centre has
+forgotten the key: no retry brings it back, only a new login does. Telethon's docstring
+allows that this may be temporary; we treat it as terminal (``revoked``, reason
+``auth_key_unknown``) because retrying against a forgotten key never ends, and a new
+login is what the operator has to do either way.
 """
 
 from __future__ import annotations
@@ -75,7 +87,7 @@ _CONNECTION_TROUBLE = (
     EOFError,  # asyncio.IncompleteReadError: the server closed mid-answer
     asyncio.CancelledError,
     concurrent.futures.CancelledError,
-    tg.InvalidBufferError,  # a transport-level error code instead of an answer
+    tg.InvalidBufferError,  # a transport-level error code instead of an answer (-404 aside)
 )
 
 
@@ -88,8 +100,23 @@ def rpc_message(error: BaseException) -> str:
     return str(getattr(error, "message", "") or cls.__name__)
 
 
+# The reason stored for a key the data centre does not know (transport error -404).
+AUTH_KEY_UNKNOWN = "auth_key_unknown"
+
+
+def is_auth_key_unknown(error: BaseException) -> bool:
+    """Whether ``error`` is the data centre saying it does not know the auth key (-404)."""
+    if isinstance(error, tg.AuthKeyNotFound):
+        return True
+    return isinstance(error, tg.InvalidBufferError) and error.code == 404
+
+
 def classify_telethon(error: BaseException) -> ServiceError | None:
     """The service error for a Telethon/network exception, or None if it is not one."""
+    if is_auth_key_unknown(error):
+        return SessionTerminated(
+            "revoked", "transport error -404: auth key not found", auth_error=AUTH_KEY_UNKNOWN
+        )
     for cls, state in TERMINAL_STATES:
         if isinstance(error, cls):
             return SessionTerminated(state, rpc_message(error))
