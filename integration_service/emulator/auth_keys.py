@@ -1,7 +1,9 @@
 """Auth keys the data centre knows, with what Telegram remembers per key.
 
-Keys live in memory only (the emulator starts empty), but in a store object the world can
-read. A record never appears in logs: ``__repr__`` hides the key material.
+Keys live in memory, in a store object the world can read; every change is noted in the
+store's journal, and a persisting emulator saves it at once (world/persistence.py), so a
+restarted data centre still knows every key it issued, as Telegram does. A record never
+appears in logs: ``__repr__`` hides the key material.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telethon.crypto import AuthKey
+
+from .journal import Journal
 
 # Telegram rotates server salts about every 30 minutes and accepts the previous one for a
 # while; a salt is therefore valid for two periods.
@@ -61,12 +65,20 @@ class AuthKeyRecord:
         return salt in (current, previous)
 
 
+AUTH_KEYS_TABLE = "auth_keys"
+
+
 class AuthKeyStore:
     """All auth keys of this data centre, by key id."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self._keys: dict[int, AuthKeyRecord] = {}
         self._salt_secret = os.urandom(32)
+        self.journal = journal or Journal()
+
+    @property
+    def salt_secret(self) -> bytes:
+        return self._salt_secret
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -86,10 +98,41 @@ class AuthKeyStore:
             key_id=key_id, key=key, created_at=time.time(), _salt_secret=self._salt_secret
         )
         self._keys[key_id] = record
+        self.changed(record)
         return record
 
+    def changed(self, record: AuthKeyRecord) -> None:
+        """Note a new or changed record (layer, initConnection, burnt) and save it now:
+        key changes are rare (one per new client), and a key a client holds must not be
+        lost by a restart."""
+        self.journal.changed(AUTH_KEYS_TABLE, record.key_id)
+        self.journal.save()
+
     def remove(self, key_id: int) -> bool:
-        return self._keys.pop(key_id, None) is not None
+        removed = self._keys.pop(key_id, None) is not None
+        if removed:
+            self.changed_id(key_id)
+        return removed
+
+    def changed_id(self, key_id: int) -> None:
+        self.journal.changed(AUTH_KEYS_TABLE, key_id)
+        self.journal.save()
 
     def key_ids(self) -> list[int]:
         return list(self._keys)
+
+    def records(self) -> list[AuthKeyRecord]:
+        return list(self._keys.values())
+
+    def clear(self) -> None:
+        """Forget every key (a fresh data centre); the caller wipes what was saved."""
+        self._keys.clear()
+        self._salt_secret = os.urandom(32)
+
+    def restore(self, salt_secret: bytes, records: list[dict[str, Any]]) -> None:
+        """Load saved keys (``AuthKeyRecord`` fields) and the salt secret; nothing is noted."""
+        self._salt_secret = salt_secret
+        self._keys = {
+            int(fields["key_id"]): AuthKeyRecord(**fields, _salt_secret=salt_secret)
+            for fields in records
+        }

@@ -54,6 +54,15 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         return _error(404, str(exc.args[0]) if exc.args else "not found")
 
 
+@web.middleware
+async def _saved(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Whatever a call changed is saved (with --state-dir) before it answers."""
+    try:
+        return await handler(request)
+    finally:
+        request.app[WORLD_KEY].save()
+
+
 def _world(request: web.Request) -> TelegramWorld:
     return request.app[WORLD_KEY]
 
@@ -221,6 +230,15 @@ async def mint_session(request: web.Request) -> web.Response:
     )
 
 
+async def forget_auth_keys(request: web.Request) -> web.Response:
+    """The data centre forgets a user's auth keys: their next message gets -404 (a test
+    facility mirroring a Telegram that lost a key)."""
+    world, body = _world(request), await json_body(request)
+    account = _account(world, body)
+    forgotten = world.forget_auth_keys(account.user_id)
+    return web.json_response({"user_id": account.user_id, "forgotten_keys": forgotten})
+
+
 async def ban(request: web.Request) -> web.Response:
     world, body = _world(request), await json_body(request)
     account = _account(world, body)
@@ -314,7 +332,7 @@ async def reset(request: web.Request) -> web.Response:
 
 
 def build_control_app(world: TelegramWorld) -> web.Application:
-    app = web.Application(middlewares=[_errors_as_json])
+    app = web.Application(middlewares=[_errors_as_json, _saved])
     app[WORLD_KEY] = world
     app.router.add_get("/health", health)
     app.router.add_post("/users", create_user)
@@ -327,6 +345,7 @@ def build_control_app(world: TelegramWorld) -> web.Application:
     app.router.add_post("/qr/approve", approve_qr)
     app.router.add_post("/revoke", revoke)
     app.router.add_post("/sessions", mint_session)
+    app.router.add_post("/auth_keys/forget", forget_auth_keys)
     app.router.add_post("/ban", ban)
     app.router.add_post("/unban", unban)
     app.router.add_post("/faults", inject_fault)

@@ -129,11 +129,14 @@ class CallDispatcher:
     ) -> Any:
         record = conn.key
         assert record is not None
+        before = (record.layer, record.client_info, record.connection_inited)
         if call.layer is not None:
             record.layer = call.layer
         if call.init is not None:
             record.client_info = _client_info(call.init)
             record.connection_inited = True
+        if (record.layer, record.client_info, record.connection_inited) != before:
+            self._server.keys.changed(record)
         if not record.connection_inited:
             raise RpcError(400, "CONNECTION_NOT_INITED")
         self._check_duplicated(conn, record)
@@ -161,6 +164,7 @@ class CallDispatcher:
         if not self._server.world.is_authorized(record.key_id):
             return
         record.duplicated = True
+        self._server.keys.changed(record)
         self._server.stats["auth_key_duplicated"] += 1
         log.warning("auth key used over two connections at once; key %s burnt", conn.key_label)
         self._server.world.invalidate_key(record.key_id, "AUTH_KEY_DUPLICATED")

@@ -1,8 +1,10 @@
 """Starting and stopping the whole emulator, and the blocking ``run`` behind the CLI.
 
 ``start_emulator`` binds the MTProto server (``port=0`` picks a free port), wires the world's
-hooks, optionally starts the world's control API, and atomically writes
-``state_dir/emulator.json`` (0600) with everything a client needs to reach it.
+hooks, with ``persist`` loads the world saved in ``state_dir`` (and saves every change to it
+from then on, world/persistence.py), optionally starts the world's control API, and
+atomically writes ``state_dir/emulator.json`` (0600) with everything a client needs to
+reach it. The CLI always persists: a restarted emulator keeps its accounts and keys.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class RunningEmulator:
     rsa_public_key_pem: str
     control_url: str | None = None
     _control_runner: Any = field(default=None, repr=False)
+    # the world's database (world/persistence.py WorldStorage) when persisting
+    storage: Any = field(default=None, repr=False)
 
     @property
     def info_path(self) -> Path:
@@ -66,6 +70,11 @@ class RunningEmulator:
         if self._control_runner is not None:
             await self._control_runner.cleanup()
         await self.server.stop()
+        if self.storage is not None:
+            # Every change was saved with its answer; this only closes the file.
+            self.world.save()
+            self.storage.close()
+            self.storage = None
 
 
 def write_private_json(path: Path, data: dict[str, Any]) -> None:
@@ -106,8 +115,12 @@ async def start_emulator(
     control_url: str | None = None,
     start_control: ControlStarter | None = None,
     idle_timeout: float | None = None,
+    persist: bool = False,
 ) -> RunningEmulator:
-    """Start serving; give either ``world`` or ``world_factory(host, real_port, dc_id)``."""
+    """Start serving; give either ``world`` or ``world_factory(host, real_port, dc_id)``.
+
+    ``persist``: load the world saved in ``state_dir`` and save it from now on (for worlds
+    that support it, ``attach_storage``)."""
     if (world is None) == (world_factory is None):
         raise ValueError("pass exactly one of world and world_factory")
     state_path = Path(state_dir)
@@ -122,6 +135,19 @@ async def start_emulator(
         world = world_factory(host, server.port, dc_id)
         server.world = world
     _wire_world(world, server)
+    storage = None
+    if persist and hasattr(world, "attach_storage"):
+        # Still no await since the bind: the saved world is in place before any client.
+        from .world.persistence import WorldStorage
+
+        try:
+            storage = WorldStorage.in_state_dir(state_path)
+            world.attach_storage(storage)
+        except BaseException:
+            if storage is not None:
+                storage.close()
+            await server.stop()
+            raise
     running = RunningEmulator(
         host=host,
         port=server.port,
@@ -131,6 +157,7 @@ async def start_emulator(
         world=world,
         rsa_public_key_pem=rsa_key.public_pem,
         control_url=control_url,
+        storage=storage,
     )
     try:
         if start_control is not None:
@@ -181,6 +208,7 @@ async def serve_until_signalled(
         dc_id=dc_id,
         world_factory=world_factory or default_world_factory(),
         start_control=default_control_starter(),
+        persist=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

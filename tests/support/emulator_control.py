@@ -45,6 +45,10 @@ class EmulatorControl:
     def revoke(self, user_id: int, mode: str = "AUTH_KEY_UNREGISTERED") -> Any:
         return self.call("POST", "/revoke", {"user_id": user_id, "mode": mode})
 
+    def forget_auth_keys(self, user_id: int) -> Any:
+        """The data centre forgets the user's auth keys (their next message gets -404)."""
+        return self.call("POST", "/auth_keys/forget", {"user_id": user_id})
+
     def inject_fault(self, **fault: Any) -> Any:
         return self.call("POST", "/faults", fault)
 

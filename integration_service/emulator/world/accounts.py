@@ -79,6 +79,13 @@ class Channel:
         return user_id == self.creator_id or user_id in self.admins
 
 
+GROUPS_TABLE = "groups"
+CHANNELS_TABLE = "channels"
+FIRST_USER_ID = 7_000_000_001
+FIRST_CHAT_ID = 4_000_001
+FIRST_CHANNEL_ID = 1_900_000_001
+
+
 class Directory:
     """All accounts, groups and channels, with lookups by phone, username and token."""
 
@@ -90,9 +97,38 @@ class Directory:
         self._by_phone: dict[str, int] = {}
         # lower-cased username -> ("user" | "channel", id); Telegram ignores case here
         self._by_username: dict[str, tuple[str, int]] = {}
-        self._next_user_id = 7_000_000_001
-        self._next_chat_id = 4_000_001
-        self._next_channel_id = 1_900_000_001
+        self._next_user_id = FIRST_USER_ID
+        self._next_chat_id = FIRST_CHAT_ID
+        self._next_channel_id = FIRST_CHANNEL_ID
+
+    @property
+    def hash_secret(self) -> bytes:
+        """The secret access hashes derive from (clients keep the hashes they learnt)."""
+        return self._hash_secret
+
+    def restore(
+        self,
+        hash_secret: bytes,
+        accounts: list[Account],
+        groups: list[Group],
+        channels: list[Channel],
+    ) -> None:
+        """Load a saved directory: the same ids, hashes and lookups as before."""
+        self._hash_secret = hash_secret
+        self.accounts = {account.user_id: account for account in accounts}
+        self.groups = {group.chat_id: group for group in groups}
+        self.channels = {channel.channel_id: channel for channel in channels}
+        self._by_phone = {a.phone: a.user_id for a in accounts if a.phone is not None}
+        self._by_username = {}
+        for account in accounts:
+            if account.username is not None:
+                self._by_username[account.username.lower()] = ("user", account.user_id)
+        for channel in channels:
+            if channel.username is not None:
+                self._by_username[channel.username.lower()] = ("channel", channel.channel_id)
+        self._next_user_id = max([FIRST_USER_ID - 1, *self.accounts]) + 1
+        self._next_chat_id = max([FIRST_CHAT_ID - 1, *self.groups]) + 1
+        self._next_channel_id = max([FIRST_CHANNEL_ID - 1, *self.channels]) + 1
 
     def access_hash(self, viewer_id: int, kind: str, peer_id: int) -> int:
         """The access hash of ``peer_id`` as seen by ``viewer_id`` (signed 64-bit)."""

@@ -19,6 +19,8 @@ from integration_service.emulator.world.state import WorldState
 CODE_LENGTH = 5
 # wrong guesses allowed before Telegram burns the code
 MAX_CODE_ATTEMPTS = 5
+# saved whole (a handful of codes in flight): the journal notes the table, not a row
+LOGIN_CODES_TABLE = "login_codes"
 
 
 @dataclass
@@ -45,6 +47,27 @@ class CodeLogin:
         self._pending.clear()
         self._last_code_by_phone.clear()
 
+    def snapshot(self) -> list[tuple[PendingCode, bool, bool]]:
+        """Every code worth keeping: (code, still usable, newest for its phone)."""
+        latest = {id(code) for code in self._last_code_by_phone.values()}
+        codes = {id(code): code for code in self._pending.values()}
+        codes.update((id(code), code) for code in self._last_code_by_phone.values())
+        return [
+            (code, code.phone_code_hash in self._pending, id(code) in latest)
+            for code in codes.values()
+        ]
+
+    def restore(self, saved: list[tuple[PendingCode, bool, bool]]) -> None:
+        self.reset()
+        for code, usable, newest in saved:
+            if usable:
+                self._pending[code.phone_code_hash] = code
+            if newest:
+                self._last_code_by_phone[code.phone] = code
+
+    def _changed(self) -> None:
+        self._state.journal.changed(LOGIN_CODES_TABLE, None)
+
     async def send_code(
         self, request: functions.auth.SendCodeRequest, ctx: CallContext
     ) -> types.auth.SentCode:
@@ -67,6 +90,7 @@ class CodeLogin:
         )
         self._pending[pending.phone_code_hash] = pending
         self._last_code_by_phone[phone] = pending
+        self._changed()
         return types.auth.SentCode(
             type=types.auth.SentCodeTypeApp(length=CODE_LENGTH),
             phone_code_hash=pending.phone_code_hash,
@@ -93,6 +117,7 @@ class CodeLogin:
             raise RpcError(400, "PHONE_CODE_EXPIRED")
         if not secrets.compare_digest(pending.code, request.phone_code):
             pending.wrong_attempts += 1
+            self._changed()
             if pending.wrong_attempts >= MAX_CODE_ATTEMPTS:
                 self._drop(pending)
             raise RpcError(400, "PHONE_CODE_INVALID")
@@ -122,3 +147,4 @@ class CodeLogin:
 
     def _drop(self, pending: PendingCode) -> None:
         self._pending.pop(pending.phone_code_hash, None)
+        self._changed()

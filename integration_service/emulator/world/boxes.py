@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from telethon.tl import functions, types
 
 from integration_service.emulator.rpc import CallContext, RpcError
-from integration_service.emulator.world.accounts import Account, Channel
+from integration_service.emulator.world.accounts import CHANNELS_TABLE, Account, Channel
 from integration_service.emulator.world.peers import tl_channel, tl_chat, tl_date, tl_user
 from integration_service.emulator.world.state import WorldState
 
 # how long a client should wait before asking for a channel's difference again
 CHANNEL_DIFFERENCE_TIMEOUT = 30
+USER_MESSAGES_TABLE = "user_messages"
+CHANNEL_POSTS_TABLE = "channel_posts"
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,24 @@ class MessageBoxes:
         self._user_boxes.clear()
         self._channel_posts.clear()
 
+    def restore(
+        self,
+        user_messages: list[tuple[int, int, types.Message]],
+        channel_posts: list[tuple[int, ChannelPost]],
+    ) -> None:
+        """Load saved boxes: (user id, pts, message) and (channel id, post), in pts order."""
+        self.reset()
+        for user_id, pts, message in user_messages:
+            self._user_boxes.setdefault(user_id, []).append((pts, message))
+        for channel_id, post in channel_posts:
+            self._channel_posts.setdefault(channel_id, []).append(post)
+
     def put_user_message(self, account: Account, message: types.Message) -> int:
         """File a message (already rendered for this account) and return the new pts."""
         account.pts += 1
         self._user_boxes.setdefault(account.user_id, []).append((account.pts, message))
+        self._state.account_changed(account)
+        self._state.journal.appended(USER_MESSAGES_TABLE, (account.user_id, account.pts, message))
         return account.pts
 
     def put_channel_post(
@@ -52,6 +68,8 @@ class MessageBoxes:
         channel.last_message_id += 1
         post = ChannelPost(channel.pts, channel.last_message_id, sender_id, text, date)
         self._channel_posts.setdefault(channel.channel_id, []).append(post)
+        self._state.journal.changed(CHANNELS_TABLE, channel.channel_id)
+        self._state.journal.appended(CHANNEL_POSTS_TABLE, (channel.channel_id, post))
         return post
 
     def render_post(self, channel: Channel, post: ChannelPost, viewer_id: int) -> types.Message:

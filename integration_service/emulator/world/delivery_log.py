@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from integration_service.emulator.journal import Journal
+
+DELIVERIES_TABLE = "deliveries"
+
 
 @dataclass(frozen=True)
 class DeliveredMessage:
@@ -22,8 +26,13 @@ class DeliveredMessage:
 
 
 class DeliveryLog:
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self._entries: list[DeliveredMessage] = []
+        self._journal = journal or Journal()
+
+    def restore(self, entries: list[DeliveredMessage]) -> None:
+        """Load saved entries (in log order)."""
+        self._entries = list(entries)
 
     def record(
         self,
@@ -40,6 +49,7 @@ class DeliveryLog:
             len(self._entries) + 1, sender_id, peer_type, peer_id, text, random_id, date, message_id
         )
         self._entries.append(entry)
+        self._journal.appended(DELIVERIES_TABLE, entry)
         return entry
 
     def query(

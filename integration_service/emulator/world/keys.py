@@ -11,7 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from integration_service.emulator.journal import Journal
+
 Pusher = Callable[[Any], Awaitable[None]]
+KEY_STATES_TABLE = "key_states"
 
 REVOKE_MODES = ("AUTH_KEY_UNREGISTERED", "SESSION_REVOKED")
 
@@ -27,12 +30,23 @@ class KeyState:
     connections: dict[int, Pusher | None] = field(default_factory=dict)
     signed_in_at: float = 0.0
 
+    @property
+    def worth_keeping(self) -> bool:
+        """Whether a restarted data centre must remember this key's state."""
+        return (
+            self.user_id is not None
+            or self.password_pending_user is not None
+            or self.revoked_as is not None
+        )
+
 
 class KeyBook:
-    """Auth key id -> KeyState."""
+    """Auth key id -> KeyState. Sign-ins, 2FA waits and revocations are noted in the
+    journal (connections are not: they end with the process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self.keys: dict[int, KeyState] = {}
+        self.journal = journal or Journal()
 
     def get(self, auth_key_id: int) -> KeyState:
         state = self.keys.get(auth_key_id)
@@ -53,6 +67,14 @@ class KeyBook:
         state.password_pending_user = None
         state.revoked_as = None
         state.signed_in_at = now
+        self.journal.changed(KEY_STATES_TABLE, auth_key_id)
+
+    def await_password(self, auth_key_id: int, user_id: int) -> None:
+        """The first factor is proven; only the 2FA password may follow on this key."""
+        state = self.get(auth_key_id)
+        state.user_id = None
+        state.password_pending_user = user_id
+        self.journal.changed(KEY_STATES_TABLE, auth_key_id)
 
     def unbind(self, auth_key_id: int, revoked_as: str | None = None) -> None:
         state = self.keys.get(auth_key_id)
@@ -61,6 +83,12 @@ class KeyBook:
         state.user_id = None
         state.password_pending_user = None
         state.revoked_as = revoked_as
+        self.journal.changed(KEY_STATES_TABLE, auth_key_id)
+
+    def forget(self, auth_key_id: int) -> None:
+        """Drop everything known about a key (the data centre forgot the key itself)."""
+        if self.keys.pop(auth_key_id, None) is not None:
+            self.journal.changed(KEY_STATES_TABLE, auth_key_id)
 
     def keys_of(self, user_id: int) -> list[int]:
         return [key for key, state in self.keys.items() if state.user_id == user_id]

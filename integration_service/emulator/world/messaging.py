@@ -22,6 +22,7 @@ from integration_service.emulator.world.peers import tl_channel, tl_date, tl_use
 from integration_service.emulator.world.state import WorldState
 
 MAX_MESSAGE_LENGTH = 4096
+RANDOM_IDS_TABLE = "random_ids"
 
 PushToUser = Callable[[int, Any], Awaitable[None]]
 
@@ -38,6 +39,12 @@ class Messaging:
 
     def reset(self) -> None:
         self._used_random_ids.clear()
+
+    def restore_random_ids(self, used: list[tuple[int, int]]) -> None:
+        """Load the saved (sender id, random_id) pairs: a repeat stays a duplicate."""
+        self._used_random_ids.clear()
+        for sender_id, random_id in used:
+            self._used_random_ids.setdefault(sender_id, set()).add(random_id)
 
     async def get_users(
         self, request: functions.users.GetUsersRequest, ctx: CallContext, account: Account
@@ -128,6 +135,7 @@ class Messaging:
             # Telegram files this under 500, so clients (Telethon) retry it as a server error
             raise RpcError(500, "RANDOM_ID_DUPLICATE")
         used.add(request.random_id)
+        self._state.journal.appended(RANDOM_IDS_TABLE, (sender.user_id, request.random_id))
         now = self._state.now()
         if isinstance(target, Channel):
             return await self._post_to_channel(target, sender, text, request.random_id, now)

@@ -10,7 +10,7 @@ from telethon.tl import functions, types
 
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world.srp import PasswordRecord, SrpChallenge, password_info
-from integration_service.emulator.world.state import WorldState
+from integration_service.emulator.world.state import PASSWORDS_TABLE, WorldState
 
 
 class PasswordLogin:
@@ -30,6 +30,7 @@ class PasswordLogin:
             self._state.passwords.pop(user_id, None)
         else:
             self._state.passwords[user_id] = PasswordRecord.create(password, hint)
+        self._state.journal.changed(PASSWORDS_TABLE, user_id)
         for srp_id, challenge in list(self._challenges.items()):
             if challenge.user_id == user_id:
                 del self._challenges[srp_id]

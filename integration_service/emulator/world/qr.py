@@ -20,6 +20,8 @@ from integration_service.emulator.world.peers import tl_date
 from integration_service.emulator.world.state import WorldState
 
 PushToKey = Callable[[int, Any], Awaitable[int]]
+# saved whole (a handful of tokens alive): the journal notes the table, not a row
+LOGIN_TOKENS_TABLE = "login_tokens"
 
 
 @dataclass
@@ -42,6 +44,19 @@ class QrLogin:
     def reset(self) -> None:
         self._tokens.clear()
         self._latest_by_key.clear()
+
+    def snapshot(self) -> list[LoginTokenRecord]:
+        """Every live token (each key's newest is the only one it has)."""
+        return list(self._tokens.values())
+
+    def restore(self, tokens: list[LoginTokenRecord]) -> None:
+        self.reset()
+        for record in tokens:
+            self._tokens[record.token] = record
+            self._latest_by_key[record.auth_key_id] = record.token
+
+    def _changed(self) -> None:
+        self._state.journal.changed(LOGIN_TOKENS_TABLE, None)
 
     async def export_login_token(
         self, request: functions.auth.ExportLoginTokenRequest, ctx: CallContext
@@ -66,6 +81,7 @@ class QrLogin:
         )
         self._tokens[record.token] = record
         self._latest_by_key[ctx.auth_key_id] = record.token
+        self._changed()
         return types.auth.LoginToken(expires=tl_date(record.expires_at), token=record.token)
 
     async def approve(self, token: bytes, user_id: int) -> LoginTokenRecord:
@@ -83,6 +99,7 @@ class QrLogin:
         if account.banned:
             raise RpcError(401, "USER_DEACTIVATED_BAN")
         record.approved_by = user_id
+        self._changed()
         await self._push_to_key(
             record.auth_key_id,
             types.UpdateShort(update=types.UpdateLoginToken(), date=tl_date(self._state.now())),
@@ -117,3 +134,4 @@ class QrLogin:
         self._tokens.pop(record.token, None)
         if self._latest_by_key.get(record.auth_key_id) == record.token:
             del self._latest_by_key[record.auth_key_id]
+        self._changed()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from telethon.tl import types
 
+from integration_service.emulator.journal import Journal
 from integration_service.emulator.rpc import RpcError
 from integration_service.emulator.world.accounts import Account, Directory
 from integration_service.emulator.world.keys import KeyBook
@@ -17,6 +18,10 @@ from integration_service.emulator.world.srp import PasswordRecord
 Clock = Callable[[], float]
 
 
+ACCOUNTS_TABLE = "accounts"
+PASSWORDS_TABLE = "passwords"
+
+
 @dataclass
 class WorldState:
     clock: Clock = time.time
@@ -24,18 +29,24 @@ class WorldState:
     keys: KeyBook = field(default_factory=KeyBook)
     # user id -> the SRP verifier of their 2FA password (absent: no 2FA)
     passwords: dict[int, PasswordRecord] = field(default_factory=dict)
+    # every change a restarted data centre must remember (world/persistence.py saves it)
+    journal: Journal = field(default_factory=Journal)
+
+    def __post_init__(self) -> None:
+        self.keys.journal = self.journal
 
     def now(self) -> float:
         return self.clock()
+
+    def account_changed(self, account: Account) -> None:
+        self.journal.changed(ACCOUNTS_TABLE, account.user_id)
 
     def finish_login(self, auth_key_id: int, account: Account) -> types.auth.Authorization:
         """The first factor is proven: sign in, or demand the 2FA password first."""
         if account.banned:
             raise RpcError(400, "PHONE_NUMBER_BANNED")
         if account.user_id in self.passwords:
-            key = self.keys.get(auth_key_id)
-            key.user_id = None
-            key.password_pending_user = account.user_id
+            self.keys.await_password(auth_key_id, account.user_id)
             raise RpcError(401, "SESSION_PASSWORD_NEEDED")
         return self.sign_in(auth_key_id, account)
 

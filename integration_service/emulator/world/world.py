@@ -4,6 +4,11 @@
 gets USER_DEACTIVATED_BAN on every call, injected faults fire, and a method that needs a
 signed-in key answers AUTH_KEY_UNREGISTERED (or SESSION_REVOKED after such a revocation)
 on a key without one. Everything runs on the caller's asyncio loop; state is plain dicts.
+
+With storage attached (``attach_storage``, which the runner does for ``--state-dir``), every
+change is noted in the state's journal and saved before the answer leaves ``dispatch``
+(and before a control API call answers): a restarted data centre keeps its accounts, keys
+and messages, as Telegram does.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telethon.tl import functions
 
@@ -28,6 +33,9 @@ from integration_service.emulator.world.password_login import PasswordLogin
 from integration_service.emulator.world.qr import QrLogin
 from integration_service.emulator.world.state import Clock, WorldState
 from integration_service.emulator.world.world_control import WorldControl
+
+if TYPE_CHECKING:
+    from integration_service.emulator.world.persistence import WorldStorage
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +72,28 @@ class TelegramWorld(WorldControl):
         self.passwords = PasswordLogin(self.state)
         self.qr = QrLogin(self.state, self._push_key, login_token_ttl)
         self.boxes = MessageBoxes(self.state)
-        self.deliveries = DeliveryLog()
+        self.deliveries = DeliveryLog(self.state.journal)
         self.messaging = Messaging(self.state, self.boxes, self.deliveries, self._push_user)
         self.faults = FaultBook()
         self._routes = self._build_routes()
+        self.storage: WorldStorage | None = None
+
+    def attach_storage(self, storage: WorldStorage) -> None:
+        """Load the saved world from ``storage`` and save every change to it from now on.
+        Call before the first client is served (the runner does, right after wiring)."""
+        storage.load(self)
+        self.storage = storage
+        if self.auth_keys is not None:
+            self.auth_keys.journal = self.state.journal
+        self.state.journal.attach(lambda: storage.save(self))
+
+    def save(self) -> None:
+        """Write every pending change (no-op without storage or changes)."""
+        self.state.journal.save()
+
+    def _wipe_storage(self) -> None:
+        if self.storage is not None:
+            self.storage.wipe(self)
 
     def _build_routes(self) -> dict[type, _Route]:
         open_ = {
@@ -95,6 +121,13 @@ class TelegramWorld(WorldControl):
         return routes
 
     async def dispatch(self, request: Any, ctx: CallContext) -> Any:
+        try:
+            return await self._dispatch(request, ctx)
+        finally:
+            # Saved before the answer (or the error) reaches the client.
+            self.save()
+
+    async def _dispatch(self, request: Any, ctx: CallContext) -> Any:
         keys = self.state.keys
         keys.note_connection(ctx.auth_key_id, ctx.connection_id, ctx.push)
         account = self.state.account_of_key(ctx.auth_key_id)
@@ -141,6 +174,7 @@ class TelegramWorld(WorldControl):
     def invalidate_key(self, auth_key_id: int, reason: str) -> None:
         log.info("auth key authorisation dropped", extra={"reason": reason})
         self.state.keys.unbind(auth_key_id)
+        self.save()
 
     async def _accept_login_token(
         self, request: functions.auth.AcceptLoginTokenRequest, ctx: CallContext, account: Any

@@ -9,7 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from integration_service.emulator.auth_keys import AuthKeyStore
-from integration_service.emulator.world.accounts import Account, Channel, Directory, Group
+from integration_service.emulator.world.accounts import (
+    CHANNELS_TABLE,
+    GROUPS_TABLE,
+    Account,
+    Channel,
+    Directory,
+    Group,
+)
 from integration_service.emulator.world.auth import CodeLogin
 from integration_service.emulator.world.boxes import MessageBoxes
 from integration_service.emulator.world.delivery_log import DeliveryLog
@@ -45,6 +52,9 @@ class WorldControl:
     auth_keys: AuthKeyStore | None
     help: HelpMethods
 
+    def _wipe_storage(self) -> None:
+        """Hook: forget what was saved (the persisting world overrides it)."""
+
     @property
     def directory(self) -> Directory:
         return self.state.directory
@@ -74,15 +84,20 @@ class WorldControl:
         password: str | None = None,
     ) -> Account:
         account = self.directory.create_user(phone, first_name, last_name, username)
+        self.state.account_changed(account)
         if password is not None:
             self.passwords.set_password(account.user_id, password)
         return account
 
     def create_bot(self, username: str, first_name: str | None = None) -> Account:
-        return self.directory.create_bot(username, first_name)
+        bot = self.directory.create_bot(username, first_name)
+        self.state.account_changed(bot)
+        return bot
 
     def create_group(self, title: str, creator_id: int, member_ids: set[int]) -> Group:
-        return self.directory.create_group(title, creator_id, member_ids, self.state.now())
+        group = self.directory.create_group(title, creator_id, member_ids, self.state.now())
+        self.state.journal.changed(GROUPS_TABLE, group.chat_id)
+        return group
 
     def create_channel(
         self,
@@ -94,7 +109,7 @@ class WorldControl:
         admin_ids: set[int] | None = None,
         broadcast: bool = True,
     ) -> Channel:
-        return self.directory.create_channel(
+        channel = self.directory.create_channel(
             title,
             creator_id,
             member_ids,
@@ -103,6 +118,8 @@ class WorldControl:
             broadcast=broadcast,
             now=self.state.now(),
         )
+        self.state.journal.changed(CHANNELS_TABLE, channel.channel_id)
+        return channel
 
     def set_password(self, user_id: int, password: str | None, hint: str | None = None) -> None:
         self.passwords.set_password(user_id, password, hint)
@@ -143,8 +160,24 @@ class WorldControl:
         self.state.sign_in(record.key_id, account)
         return key
 
+    def forget_auth_keys(self, user_id: int) -> int:
+        """The data centre forgets every auth key signed in as ``user_id``, keys and all:
+        their next message gets transport error -404 (core.telegram.org/mtproto/
+        mtproto-transports#transport-errors), as from a Telegram that lost a key. A test
+        facility; a real data centre does this on its own. Returns how many."""
+        if self.auth_keys is None:
+            raise RuntimeError("the world is not attached to a data centre")
+        self.directory.require_account(user_id)
+        forgotten = self.keys.keys_of(user_id)
+        for auth_key_id in forgotten:
+            self.keys.forget(auth_key_id)
+            self.auth_keys.remove(auth_key_id)
+        return len(forgotten)
+
     def set_banned(self, user_id: int, banned: bool) -> None:
-        self.directory.require_account(user_id).banned = banned
+        account = self.directory.require_account(user_id)
+        account.banned = banned
+        self.state.account_changed(account)
 
     def inject_fault(self, user_id: int, kind: str, **options: Any) -> Fault:
         self.directory.require_account(user_id)
@@ -163,7 +196,8 @@ class WorldControl:
         return dropped
 
     def reset(self) -> None:
-        """Forget everything except the runner's hooks: a fresh, empty Telegram."""
+        """Forget everything except the runner's hooks: a fresh, empty Telegram, on disk
+        too. The data centre's auth keys go as well (their next message gets -404)."""
         self.state.directory = Directory()
         self.state.keys.keys.clear()
         self.state.passwords.clear()
@@ -171,3 +205,7 @@ class WorldControl:
             part.reset()
         self.deliveries.clear()
         self.faults.clear()
+        if self.auth_keys is not None:
+            self.auth_keys.clear()
+        self.state.journal.clear()
+        self._wipe_storage()

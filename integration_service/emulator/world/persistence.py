@@ -1,0 +1,515 @@
+"""The world on disk: one SQLite database in the emulator's ``--state-dir``.
+
+Telegram keeps an account's authorisations server-side for as long as they live: an auth
+key is "a 2048-bit key shared by the client device and the server", one per "permanent
+session" on a device (core.telegram.org/mtproto/description#authorization-key-auth-key),
+and a client that comes back with it is still signed in. So a restarted emulator must
+know what it knew: every auth key with what it remembers per key (layer, initConnection,
+burnt), which user each key is signed in as (or waits for a 2FA password, or how it was
+revoked), users and bots, bans, 2FA verifiers, basic groups and channels, every message
+box and channel post with its pts, the random_ids each sender used (so a repeat stays
+RANDOM_ID_DUPLICATE), the delivery log, login codes and QR tokens in flight, and the
+secrets access hashes and server salts derive from.
+
+Not kept: open connections and MTProto sessions ("The server may unilaterally forget any
+client sessions; clients should be able to handle this", core.telegram.org/mtproto/
+description#session; clients get new_session_created), SRP challenges of an unfinished
+2FA step (the client's checkPassword gets SRP_ID_INVALID and asks again), injected faults
+and the connection counters of ``/stats`` (test instruments, not Telegram's state).
+
+How it is written: the journal (emulator/journal.py) names what changed; ``save`` writes
+exactly those rows in one transaction, before the answer of the call that made the change
+leaves the emulator. The database runs in WAL mode with ``synchronous=NORMAL``: a commit is
+one append to the write-ahead log, no fsync, so a send costs a few small row writes, and
+a killed emulator (SIGKILL, a crash) loses nothing it answered; after a power cut or an
+OS crash the database is still consistent but may miss the last commits. The file holds
+auth keys and bot tokens: it is created 0600, in the 0700 state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Hashable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from telethon.extensions import BinaryReader
+from telethon.tl import types
+
+from integration_service.emulator.auth_keys import AUTH_KEYS_TABLE, AuthKeyStore
+from integration_service.emulator.journal import Appended, Changed
+from integration_service.emulator.world.accounts import (
+    CHANNELS_TABLE,
+    GROUPS_TABLE,
+    Account,
+    Channel,
+    Group,
+)
+from integration_service.emulator.world.auth import LOGIN_CODES_TABLE, PendingCode
+from integration_service.emulator.world.boxes import (
+    CHANNEL_POSTS_TABLE,
+    USER_MESSAGES_TABLE,
+    ChannelPost,
+)
+from integration_service.emulator.world.delivery_log import DELIVERIES_TABLE, DeliveredMessage
+from integration_service.emulator.world.keys import KEY_STATES_TABLE, KeyState
+from integration_service.emulator.world.messaging import RANDOM_IDS_TABLE
+from integration_service.emulator.world.qr import LOGIN_TOKENS_TABLE, LoginTokenRecord
+from integration_service.emulator.world.srp import PasswordRecord
+from integration_service.emulator.world.state import ACCOUNTS_TABLE, PASSWORDS_TABLE
+
+if TYPE_CHECKING:
+    from integration_service.emulator.world.world import TelegramWorld
+
+log = logging.getLogger(__name__)
+
+WORLD_DB = "world.sqlite3"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE auth_keys (
+    key_id INTEGER PRIMARY KEY, key BLOB NOT NULL, created_at REAL NOT NULL, layer INTEGER,
+    client_info TEXT NOT NULL, connection_inited INTEGER NOT NULL, duplicated INTEGER NOT NULL
+);
+CREATE TABLE key_states (
+    key_id INTEGER PRIMARY KEY, user_id INTEGER, password_pending_user INTEGER,
+    revoked_as TEXT, signed_in_at REAL NOT NULL
+);
+CREATE TABLE accounts (user_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE groups (chat_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE channels (channel_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE passwords (
+    user_id INTEGER PRIMARY KEY, salt1 BLOB NOT NULL, salt2 BLOB NOT NULL,
+    verifier TEXT NOT NULL, hint TEXT
+);
+CREATE TABLE user_messages (
+    user_id INTEGER NOT NULL, pts INTEGER NOT NULL, message BLOB NOT NULL,
+    PRIMARY KEY (user_id, pts)
+) WITHOUT ROWID;
+CREATE TABLE channel_posts (
+    channel_id INTEGER NOT NULL, pts INTEGER NOT NULL, message_id INTEGER NOT NULL,
+    sender_id INTEGER NOT NULL, text TEXT NOT NULL, date REAL NOT NULL,
+    PRIMARY KEY (channel_id, pts)
+) WITHOUT ROWID;
+CREATE TABLE random_ids (
+    sender_id INTEGER NOT NULL, random_id INTEGER NOT NULL, PRIMARY KEY (sender_id, random_id)
+) WITHOUT ROWID;
+CREATE TABLE deliveries (
+    log_id INTEGER PRIMARY KEY, sender_id INTEGER NOT NULL, peer_type TEXT NOT NULL,
+    peer_id INTEGER NOT NULL, text TEXT NOT NULL, random_id INTEGER NOT NULL,
+    date REAL NOT NULL, message_id INTEGER NOT NULL
+);
+CREATE TABLE login_codes (
+    phone_code_hash TEXT PRIMARY KEY, phone TEXT NOT NULL, code TEXT NOT NULL,
+    auth_key_id INTEGER NOT NULL, expires_at REAL NOT NULL, wrong_attempts INTEGER NOT NULL,
+    usable INTEGER NOT NULL, newest INTEGER NOT NULL
+);
+CREATE TABLE login_tokens (
+    token BLOB PRIMARY KEY, auth_key_id INTEGER NOT NULL, expires_at REAL NOT NULL,
+    client_info TEXT NOT NULL, approved_by INTEGER
+);
+"""
+_TABLES = (
+    "meta",
+    "auth_keys",
+    "key_states",
+    "accounts",
+    "groups",
+    "channels",
+    "passwords",
+    "user_messages",
+    "channel_posts",
+    "random_ids",
+    "deliveries",
+    "login_codes",
+    "login_tokens",
+)
+_SIGN = 1 << 63
+
+
+class WorldStorageError(RuntimeError):
+    """The saved world cannot be used (another schema version, a damaged file)."""
+
+
+def _signed(key_id: int) -> int:
+    """Auth key ids are unsigned 64-bit; SQLite integers are signed."""
+    return key_id - (1 << 64) if key_id >= _SIGN else key_id
+
+
+def _unsigned(stored: int) -> int:
+    return stored + (1 << 64) if stored < 0 else stored
+
+
+def _group_data(group: Group) -> str:
+    return json.dumps({**asdict(group), "members": sorted(group.members)})
+
+
+def _channel_data(channel: Channel) -> str:
+    data = asdict(channel)
+    data["members"], data["admins"] = sorted(channel.members), sorted(channel.admins)
+    return json.dumps(data)
+
+
+class WorldStorage:
+    """The world's SQLite file; ``load`` once at start, then ``save`` after each change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.chmod(path, 0o600)
+        # One connection, used on the emulator's loop; the lock covers callers from tests.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.executescript(
+                f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
+        elif version != SCHEMA_VERSION:
+            self._db.close()
+            raise WorldStorageError(
+                f"{path} holds world schema {version}, this emulator reads {SCHEMA_VERSION}: "
+                "delete the file (or the state directory) to start an empty world"
+            )
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> WorldStorage:
+        return cls(state_dir / WORLD_DB)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # Loading ---------------------------------------------------------------------------
+
+    def load(self, world: TelegramWorld) -> None:
+        """Put the saved world into ``world`` (fresh secrets are saved when there is none)."""
+        with self._lock:
+            meta = dict(self._db.execute("SELECT name, value FROM meta"))
+            if not meta:
+                self._write_meta(world)
+                return
+            self._load_keys(world, bytes(meta["salt_secret"]))
+            self._load_directory(world, bytes(meta["hash_secret"]))
+            self._load_logins(world)
+            self._load_messages(world)
+        log.info(
+            "emulator world loaded from %s: %d users, %d auth keys",
+            self.path,
+            len(world.directory.accounts),
+            len(world.auth_keys) if world.auth_keys is not None else 0,
+        )
+
+    def _rows(self, query: str) -> Iterable[Any]:
+        return self._db.execute(query)
+
+    def _load_keys(self, world: TelegramWorld, salt_secret: bytes) -> None:
+        if world.auth_keys is not None:
+            records = []
+            for key_id, key, created_at, layer, info, inited, duplicated in self._rows(
+                "SELECT key_id, key, created_at, layer, client_info, connection_inited, "
+                "duplicated FROM auth_keys"
+            ):
+                records.append(
+                    {
+                        "key_id": _unsigned(key_id),
+                        "key": bytes(key),
+                        "created_at": created_at,
+                        "layer": layer,
+                        "client_info": json.loads(info),
+                        "connection_inited": bool(inited),
+                        "duplicated": bool(duplicated),
+                    }
+                )
+            world.auth_keys.restore(salt_secret, records)
+        world.keys.keys = {
+            _unsigned(key_id): KeyState(
+                _unsigned(key_id),
+                user_id=user_id,
+                password_pending_user=pending,
+                revoked_as=revoked_as,
+                signed_in_at=signed_in_at,
+            )
+            for key_id, user_id, pending, revoked_as, signed_in_at in self._rows(
+                "SELECT key_id, user_id, password_pending_user, revoked_as, signed_in_at "
+                "FROM key_states"
+            )
+        }
+
+    def _load_directory(self, world: TelegramWorld, hash_secret: bytes) -> None:
+        accounts = [
+            Account(**json.loads(data)) for (data,) in self._rows("SELECT data FROM accounts")
+        ]
+        groups = []
+        for (data,) in self._rows("SELECT data FROM groups"):
+            fields = json.loads(data)
+            groups.append(Group(**{**fields, "members": set(fields["members"])}))
+        channels = []
+        for (data,) in self._rows("SELECT data FROM channels"):
+            fields = json.loads(data)
+            fields["members"], fields["admins"] = set(fields["members"]), set(fields["admins"])
+            channels.append(Channel(**fields))
+        world.directory.restore(hash_secret, accounts, groups, channels)
+        world.state.passwords = {
+            user_id: PasswordRecord(bytes(salt1), bytes(salt2), int(verifier, 16), hint)
+            for user_id, salt1, salt2, verifier, hint in self._rows(
+                "SELECT user_id, salt1, salt2, verifier, hint FROM passwords"
+            )
+        }
+
+    def _load_logins(self, world: TelegramWorld) -> None:
+        codes = []
+        for code_hash, phone, code, key_id, expires_at, attempts, usable, newest in self._rows(
+            "SELECT phone_code_hash, phone, code, auth_key_id, expires_at, wrong_attempts, "
+            "usable, newest FROM login_codes"
+        ):
+            pending = PendingCode(phone, code, code_hash, _unsigned(key_id), expires_at, attempts)
+            codes.append((pending, bool(usable), bool(newest)))
+        world.codes.restore(codes)
+        world.qr.restore(
+            [
+                LoginTokenRecord(
+                    bytes(token), _unsigned(key_id), expires_at, json.loads(info), approved_by
+                )
+                for token, key_id, expires_at, info, approved_by in self._rows(
+                    "SELECT token, auth_key_id, expires_at, client_info, approved_by "
+                    "FROM login_tokens"
+                )
+            ]
+        )
+
+    def _load_messages(self, world: TelegramWorld) -> None:
+        user_messages = []
+        for user_id, pts, raw in self._rows(
+            "SELECT user_id, pts, message FROM user_messages ORDER BY user_id, pts"
+        ):
+            message = BinaryReader(bytes(raw)).tgread_object()
+            assert isinstance(message, types.Message)
+            user_messages.append((user_id, pts, message))
+        posts = [
+            (channel_id, ChannelPost(pts, message_id, sender_id, text, date))
+            for channel_id, pts, message_id, sender_id, text, date in self._rows(
+                "SELECT channel_id, pts, message_id, sender_id, text, date FROM channel_posts "
+                "ORDER BY channel_id, pts"
+            )
+        ]
+        world.boxes.restore(user_messages, posts)
+        world.messaging.restore_random_ids(
+            list(self._rows("SELECT sender_id, random_id FROM random_ids"))
+        )
+        world.deliveries.restore(
+            [
+                DeliveredMessage(*row)
+                for row in self._rows(
+                    "SELECT log_id, sender_id, peer_type, peer_id, text, random_id, date, "
+                    "message_id FROM deliveries ORDER BY log_id"
+                )
+            ]
+        )
+
+    # Saving ----------------------------------------------------------------------------
+
+    def save(self, world: TelegramWorld) -> None:
+        """Write what the journal names, in one transaction; on failure keep it pending."""
+        journal = world.state.journal
+        with self._lock:
+            changed, appended = journal.drain()
+            try:
+                self._db.execute("BEGIN")
+                self._write_changed(world, changed)
+                self._write_appended(appended)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                journal.requeue(changed, appended)
+                log.exception("emulator world not saved to %s (kept pending)", self.path)
+
+    def wipe(self, world: TelegramWorld) -> None:
+        """Forget everything saved (POST /reset); keep the new world's fresh secrets."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            for table in _TABLES:
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - our table names
+            self._write_meta(world, in_transaction=True)
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _write_meta(self, world: TelegramWorld, *, in_transaction: bool = False) -> None:
+        salt_secret = (
+            world.auth_keys.salt_secret if world.auth_keys is not None else secrets.token_bytes(32)
+        )
+        rows = [("hash_secret", world.directory.hash_secret), ("salt_secret", salt_secret)]
+        if not in_transaction:
+            self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", rows)
+        if not in_transaction:
+            self._db.execute("COMMIT")
+
+    def _write_changed(self, world: TelegramWorld, changed: Changed) -> None:
+        db = self._db
+        directory = world.directory
+        for user_id in _ints(changed.get(ACCOUNTS_TABLE)):
+            account = directory.accounts.get(user_id)
+            if account is None:
+                db.execute("DELETE FROM accounts WHERE user_id = ?", (user_id,))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO accounts (user_id, data) VALUES (?, ?)",
+                    (user_id, json.dumps(asdict(account))),
+                )
+        for chat_id in _ints(changed.get(GROUPS_TABLE)):
+            group = directory.groups[chat_id]
+            db.execute(
+                "INSERT OR REPLACE INTO groups (chat_id, data) VALUES (?, ?)",
+                (chat_id, _group_data(group)),
+            )
+        for channel_id in _ints(changed.get(CHANNELS_TABLE)):
+            channel = directory.channels[channel_id]
+            db.execute(
+                "INSERT OR REPLACE INTO channels (channel_id, data) VALUES (?, ?)",
+                (channel_id, _channel_data(channel)),
+            )
+        for user_id in _ints(changed.get(PASSWORDS_TABLE)):
+            record = world.state.passwords.get(user_id)
+            if record is None:
+                db.execute("DELETE FROM passwords WHERE user_id = ?", (user_id,))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO passwords (user_id, salt1, salt2, verifier, hint) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        user_id,
+                        record.salt1,
+                        record.salt2,
+                        format(record.verifier, "x"),
+                        record.hint,
+                    ),
+                )
+        for key_id in _ints(changed.get(KEY_STATES_TABLE)):
+            state = world.keys.peek(key_id)
+            if state is None or not state.worth_keeping:
+                db.execute("DELETE FROM key_states WHERE key_id = ?", (_signed(key_id),))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO key_states (key_id, user_id, password_pending_user, "
+                    "revoked_as, signed_in_at) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        _signed(key_id),
+                        state.user_id,
+                        state.password_pending_user,
+                        state.revoked_as,
+                        state.signed_in_at,
+                    ),
+                )
+        if AUTH_KEYS_TABLE in changed:
+            self._write_auth_keys(world.auth_keys, _ints(changed[AUTH_KEYS_TABLE]))
+        if LOGIN_CODES_TABLE in changed:
+            db.execute("DELETE FROM login_codes")
+            db.executemany(
+                "INSERT INTO login_codes (phone_code_hash, phone, code, auth_key_id, expires_at, "
+                "wrong_attempts, usable, newest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        code.phone_code_hash,
+                        code.phone,
+                        code.code,
+                        _signed(code.auth_key_id),
+                        code.expires_at,
+                        code.wrong_attempts,
+                        usable,
+                        newest,
+                    )
+                    for code, usable, newest in world.codes.snapshot()
+                ],
+            )
+        if LOGIN_TOKENS_TABLE in changed:
+            db.execute("DELETE FROM login_tokens")
+            db.executemany(
+                "INSERT INTO login_tokens (token, auth_key_id, expires_at, client_info, "
+                "approved_by) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        record.token,
+                        _signed(record.auth_key_id),
+                        record.expires_at,
+                        json.dumps(record.client_info),
+                        record.approved_by,
+                    )
+                    for record in world.qr.snapshot()
+                ],
+            )
+
+    def _write_auth_keys(self, store: AuthKeyStore | None, key_ids: list[int]) -> None:
+        if store is None:
+            return
+        for key_id in key_ids:
+            record = store.get(key_id)
+            if record is None:
+                self._db.execute("DELETE FROM auth_keys WHERE key_id = ?", (_signed(key_id),))
+                continue
+            self._db.execute(
+                "INSERT OR REPLACE INTO auth_keys (key_id, key, created_at, layer, client_info, "
+                "connection_inited, duplicated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _signed(key_id),
+                    record.key,
+                    record.created_at,
+                    record.layer,
+                    json.dumps(record.client_info),
+                    record.connection_inited,
+                    record.duplicated,
+                ),
+            )
+
+    def _write_appended(self, appended: Appended) -> None:
+        db = self._db
+        db.executemany(
+            "INSERT OR REPLACE INTO user_messages (user_id, pts, message) VALUES (?, ?, ?)",
+            [
+                (user_id, pts, bytes(message))
+                for user_id, pts, message in appended.get(USER_MESSAGES_TABLE, ())
+            ],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO channel_posts (channel_id, pts, message_id, sender_id, text, "
+            "date) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (channel_id, post.pts, post.message_id, post.sender_id, post.text, post.date)
+                for channel_id, post in appended.get(CHANNEL_POSTS_TABLE, ())
+            ],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO random_ids (sender_id, random_id) VALUES (?, ?)",
+            appended.get(RANDOM_IDS_TABLE, ()),
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO deliveries (log_id, sender_id, peer_type, peer_id, text, "
+            "random_id, date, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    entry.log_id,
+                    entry.sender_id,
+                    entry.peer_type,
+                    entry.peer_id,
+                    entry.text,
+                    entry.random_id,
+                    entry.date,
+                    entry.message_id,
+                )
+                for entry in appended.get(DELIVERIES_TABLE, ())
+            ],
+        )
+
+
+def _ints(keys: set[Hashable] | None) -> list[int]:
+    return [int(key) for key in keys or () if isinstance(key, int)]
