@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from integration_service import inputs
 from integration_service.dependencies import RABBITMQ, REDIS, Dependencies
 from integration_service.errors import PermanentError
-from integration_service.secret_drop import put_secret
+from integration_service.secret_drop import put_secret, take_secret
 from integration_service.sessions.state_machine import TERMINAL
 from integration_service.sessions.tickets import LoginTickets
 from integration_service.settings import Settings, get_settings
@@ -249,6 +249,17 @@ class IntegrationClient:
             )
         return JobHandle(job_id, task, queue_name, key.tenant_id, key.app_id, idempotency_key)
 
+    def _enqueue_secret(self, task: str, key: SessionKey, argument: str, secret: str) -> JobHandle:
+        """Enqueue ``task`` with a one-time reference to ``secret`` as ``argument``."""
+        reference = put_secret(self.redis, secret)
+        try:
+            return self._enqueue(task, key, {argument: reference})
+        except BaseException:
+            # No job will ever take it (the broker was down, say): not left for its TTL.
+            with contextlib.suppress(Exception):
+                take_secret(self.redis, reference)
+            raise
+
     def _owner_queue_prefix(self, key: SessionKey) -> str | None:
         # Redis also holds the job's result: an unreachable Redis fails the call here,
         # named and within the timeout, before Celery's result consumer meets it.
@@ -286,24 +297,21 @@ class IntegrationClient:
         key = self._key(tenant_id, app_id)
         value = inputs.login_code(code)
         self._require_usable_session(key)
-        reference = put_secret(self.redis, value)
-        return self._enqueue("tasks.connect.submit_code", key, {"code_ref": reference})
+        return self._enqueue_secret("tasks.connect.submit_code", key, "code_ref", value)
 
     @_reaching
     def submit_password(self, tenant_id: str, app_id: str, password: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         value = inputs.password(password)
         self._require_usable_session(key)
-        reference = put_secret(self.redis, value)
-        return self._enqueue("tasks.connect.submit_password", key, {"password_ref": reference})
+        return self._enqueue_secret("tasks.connect.submit_password", key, "password_ref", value)
 
     @_reaching
     def connect_bot(self, tenant_id: str, app_id: str, bot_token: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         value = inputs.bot_token(bot_token)
         self._require_tenant(key.tenant_id)
-        reference = put_secret(self.redis, value)
-        return self._enqueue("tasks.connect.connect_bot", key, {"token_ref": reference})
+        return self._enqueue_secret("tasks.connect.connect_bot", key, "token_ref", value)
 
     @_reaching
     def reconnect(self, tenant_id: str, app_id: str) -> JobHandle:

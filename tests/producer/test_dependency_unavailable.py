@@ -92,6 +92,25 @@ def test_each_call_names_the_unreachable_dependency(
         client.close()
 
 
+def test_a_secret_whose_job_was_never_published_is_not_left_in_redis(
+    settings: Settings, broker_url: str, session: SessionKey
+) -> None:
+    dead = f"amqp://guest:{PASSWORD}@127.0.0.1:{closed_port()}//"
+    client = client_with(settings, broker_url, broker_url=dead)
+    drops = redis.Redis.from_url(REDIS_URL)
+    try:
+        for submit in (
+            lambda: client.submit_password(session.tenant_id, session.app_id, "pw-typed 42"),
+            lambda: client.submit_code(session.tenant_id, session.app_id, "12345"),
+            lambda: client.connect_bot(session.tenant_id, "bot", "123456:" + "A" * 30),
+        ):
+            with pytest.raises(DependencyUnavailable):
+                submit()
+            assert drops.keys("secret_drop:*") == []
+    finally:
+        client.close()
+
+
 def test_a_silent_redis_fails_within_dependency_timeout(
     settings: Settings, broker_url: str, session: SessionKey
 ) -> None:
