@@ -28,7 +28,11 @@ from integration_service.errors import (
     UnexpectedError,
 )
 from integration_service.jobs.carried_headers import carried_headers, carried_reprs
-from integration_service.jobs.dead_letter import failure_headers, publish_dead_letter
+from integration_service.jobs.dead_letter import (
+    FAILED_AT_HEADER,
+    failure_headers,
+    publish_dead_letter,
+)
 from integration_service.observability.scrubbing import scrub_text
 from integration_service.runtime.current import RuntimeNotStarted, get_runtime
 from integration_service.runtime.forwarding import job_class_of
@@ -176,11 +180,22 @@ class ServiceTask(Task):
         journal = self.job_journal() if self.journalled else None
         if journal is not None and self.request.id:
             first = journal.get(self.request.id)
-            if first is not None:
+            if first is not None and first.status == "dead_lettered" and self._redriven():
+                # An operator re-drove the dead letter: that is a request to run it again.
+                journal.forget(self.request.id)
+            elif first is not None:
                 return self._repeat(first)
         result = super().__call__(*args, **kwargs)
         self._journal_outcome("succeeded", result, kwargs)
         return result
+
+    def _redriven(self) -> bool:
+        """Whether this delivery is a dead letter published back by an operator (it still
+        carries the failure headers of its dead-lettering)."""
+        headers = getattr(self.request, "headers", None) or {}
+        if isinstance(headers, dict) and FAILED_AT_HEADER in headers:
+            return True
+        return getattr(self.request, FAILED_AT_HEADER, None) is not None
 
     def _repeat(self, first: JournalEntry) -> Any:
         """A delivery of a job that already finished: its first outcome, nothing re-run."""

@@ -14,6 +14,8 @@ from celery import Celery
 
 from integration_service.queues import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, dead_letter_queue
 
+# A delivery carrying it is a dead letter an operator published back (re-drove).
+FAILED_AT_HEADER = "x-failure-at"
 # Reasons are bounded so a huge exception text cannot bloat the queue.
 MAX_REASON_LENGTH = 2000
 
@@ -32,7 +34,7 @@ def failure_headers(
         "x-failure-exception": exception_type,
         "x-failure-original-queue": original_queue or "",
         "x-failure-retries": retries,
-        "x-failure-at": time.time(),
+        FAILED_AT_HEADER: time.time(),
     }
 
 

@@ -95,6 +95,16 @@ class JobJournal:
             return JournalEntry(task_id, task_name, status, outcome)
         return JournalEntry(row.task_id, row.task_name, row.status, row.outcome)
 
+    def forget(self, task_id: str) -> None:
+        """Drop a job's entry: it is to run again (an operator re-drove its dead letter)."""
+        try:
+            with self._guard.call(), self._single.connect() as conn:
+                conn.execute(
+                    text("DELETE FROM job_journal WHERE task_id = :task_id"), {"task_id": task_id}
+                )
+        except SQLAlchemyError as error:
+            raise to_store_error(error, "forget job journal entry") from None
+
     def prune(self, older_than: timedelta, *, batch_size: int = 5000) -> int:
         """Delete entries finished longer ago than ``older_than``; the number deleted."""
         deleted = 0

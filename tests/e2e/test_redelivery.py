@@ -16,9 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from kombu import Connection
 
 from integration_service.client import IntegrationClient, JobHandle
 from integration_service.emulator.world.client_helper import random_phone
+from integration_service.queues import dead_letter_queue
 from tests.support.processes import wait_for
 from tests.support.rabbitmq import peek_dead_letters
 from tests.support.system import SystemUnderTest, WorkerProcess
@@ -232,3 +234,49 @@ def test_a_dead_lettered_job_delivered_again_is_not_dead_lettered_twice(
     wait_for(lambda: task_id in dead_letters(system), timeout=30, what="the first dead letter")
     deliver_again(system, worker, published, task_id)
     assert dead_letters(system).count(task_id) == 1
+
+
+def failures_logged(worker: WorkerProcess, task_id: str) -> int:
+    return sum(
+        1
+        for line in worker.log().splitlines()
+        if task_id in line and line.startswith("{") and " raised" in line
+    )
+
+
+def test_a_dead_letter_an_operator_re_drives_runs_again(
+    system: SystemUnderTest, worker: WorkerProcess, published: PublishLog
+) -> None:
+    """Re-driving (publishing the dead letter back, headers and all) asks for a new run."""
+    task_id = f"redrive-probe-{random_phone()}"
+    system.producer.send_task(
+        "tasks.maintenance.dead_letter_probe", args=["redrive reason"], task_id=task_id
+    )
+    wait_for(lambda: task_id in dead_letters(system), timeout=30, what="the first dead letter")
+    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
+        channel = conn.channel()
+        try:
+            while message := channel.basic_get(dead_letter_queue().name, no_ack=False):
+                if (message.headers or {}).get("id") != task_id:
+                    channel.basic_reject(message.delivery_tag, requeue=True)
+                    continue
+                channel.basic_publish(
+                    channel.prepare_message(
+                        message.body,
+                        content_type=message.content_type,
+                        content_encoding=message.content_encoding,
+                        headers=message.headers,
+                    ),
+                    exchange="tasks",
+                    routing_key="low.redrive",
+                )
+                channel.basic_ack(message.delivery_tag)
+                break
+        finally:
+            channel.close()
+    # It ran again, and failed again: a new dead letter, the old one re-driven away.
+    wait_for(
+        lambda: dead_letters(system).count(task_id) == 1 and failures_logged(worker, task_id) >= 2,
+        timeout=30,
+        what="the re-driven job run again",
+    )
