@@ -8,6 +8,7 @@ address. There is no other difference between the two paths.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from telethon import TelegramClient
@@ -115,13 +116,19 @@ def settle_disconnection(client: TelegramClient) -> None:
     Telethon keeps that error (``AuthKeyNotFound`` after a -404, a failed reconnect) in a
     future nobody awaits, and asyncio logs such a future at ERROR when it is collected
     ("Future exception was never retrieved"). The caller already got the same error from
-    its own call.
+    its own call. Right after a failed call the sender may still be tearing down (the
+    error is set a moment later): the shield Telethon hands out reads it then.
     """
+
+    def seen(ended: asyncio.Future[None]) -> None:
+        if not ended.cancelled():
+            ended.exception()
+
     ended = client.disconnected
-    if not ended.done():
-        ended.cancel()  # only the shield Telethon hands out; the connection is untouched
-    elif not ended.cancelled():
-        ended.exception()
+    if ended.done():
+        seen(ended)
+    else:
+        ended.add_done_callback(seen)
 
 
 class LazyClientFactory:
