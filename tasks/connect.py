@@ -12,7 +12,7 @@ from typing import Any
 from integration_service import inputs
 from integration_service.celery_app import app
 from integration_service.jobs.session_task import SessionTask
-from integration_service.secret_drop import take_secret
+from integration_service.secret_drop import secret_for_job
 from integration_service.sessions import code_login, qr_login
 from integration_service.sessions.tickets import LoginTickets
 from integration_service.store import SessionKey
@@ -53,10 +53,10 @@ def request_code(self: ConnectTask, *, tenant_id: str, app_id: str, phone: str) 
 @app.task(name="tasks.connect.submit_code", base=ConnectTask, bind=True)
 def submit_code(self: ConnectTask, *, tenant_id: str, app_id: str, code_ref: str) -> dict[str, Any]:
     key = self.key(tenant_id, app_id)
-    code = inputs.login_code(take_secret(self.runtime.redis, code_ref))
-    result = code_login.submit_code(
-        self.runtime, self.tickets(), key, code, task_id=self.request.id
-    )
+    with secret_for_job(self.runtime.redis, code_ref) as secret:
+        result = code_login.submit_code(
+            self.runtime, self.tickets(), key, inputs.login_code(secret), task_id=self.request.id
+        )
     return asdict(result)
 
 
@@ -65,10 +65,10 @@ def submit_password(
     self: ConnectTask, *, tenant_id: str, app_id: str, password_ref: str
 ) -> dict[str, Any]:
     key = self.key(tenant_id, app_id)
-    password = inputs.password(take_secret(self.runtime.redis, password_ref))
-    result = code_login.submit_password(
-        self.runtime, self.tickets(), key, password, task_id=self.request.id
-    )
+    with secret_for_job(self.runtime.redis, password_ref) as secret:
+        result = code_login.submit_password(
+            self.runtime, self.tickets(), key, inputs.password(secret), task_id=self.request.id
+        )
     return asdict(result)
 
 
@@ -77,8 +77,8 @@ def connect_bot(
     self: ConnectTask, *, tenant_id: str, app_id: str, token_ref: str
 ) -> dict[str, Any]:
     key = self.key(tenant_id, app_id)
-    token = inputs.bot_token(take_secret(self.runtime.redis, token_ref))
-    result = code_login.connect_bot(
-        self.runtime, self.tickets(), key, token, task_id=self.request.id
-    )
+    with secret_for_job(self.runtime.redis, token_ref) as secret:
+        result = code_login.connect_bot(
+            self.runtime, self.tickets(), key, inputs.bot_token(secret), task_id=self.request.id
+        )
     return asdict(result)
