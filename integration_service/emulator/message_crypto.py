@@ -70,4 +70,5 @@ def encrypt_server_message(
     plain += os.urandom(-(len(plain) + MIN_PADDING) % 16 + MIN_PADDING)
     msg_key = sha256(record.server_msg_key_part + plain).digest()[8:24]
     aes_key, aes_iv = _aes_key_iv(record.key, msg_key, 8)
-    return struct.pack("<Q", record.key_id) + msg_key + AES.encrypt_ige(plain, aes_key, aes_iv)
+    encrypted = bytes(AES.encrypt_ige(plain, aes_key, aes_iv))
+    return struct.pack("<Q", record.key_id) + msg_key + encrypted

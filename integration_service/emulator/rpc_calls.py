@@ -123,7 +123,7 @@ def unwrap(request: TLRequest) -> UnwrappedCall:
 
 
 def _tl_bytes(data: bytes) -> bytes:
-    return TLObject.serialize_bytes(data)
+    return bytes(TLObject.serialize_bytes(data))
 
 
 _int_vector_cache: dict[type, str] = {}
