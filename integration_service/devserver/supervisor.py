@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import honcho.manager
+import honcho.printer
 
 from integration_service.devserver.processes import Ports, Process
 
@@ -28,6 +31,36 @@ honcho.manager.KILL_WAIT = 30
 LAST_STAGE = frozenset({"emulator"})
 
 
+class ReaderProofOutput:
+    """stdout that outlives its reader. With `make run | tee run.log`, Ctrl-C stops tee
+    at once; the stop notices written after that would raise BrokenPipeError in honcho's
+    loop and end the supervisor before it has stopped its processes, leaving them
+    running. Once the reader is gone, output is dropped and the stop goes on."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                self._stream.write(text)
+                self._stream.flush()
+            except OSError:  # BrokenPipeError, or EIO from a closed terminal
+                self._gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except OSError:
+                self._gone = True
+
+    def isatty(self) -> bool:
+        return not self._gone and bool(self._stream.isatty())
+
+
 class StagedManager(honcho.manager.Manager):  # type: ignore[misc,unused-ignore]
     """honcho's Manager, stopping in two stages instead of all processes at once.
 
@@ -36,8 +69,8 @@ class StagedManager(honcho.manager.Manager):  # type: ignore[misc,unused-ignore]
     have exited. honcho's own deadline (KILL_WAIT) still SIGKILLs whatever is left.
     """
 
-    def __init__(self, last: frozenset[str] = LAST_STAGE) -> None:
-        super().__init__()
+    def __init__(self, last: frozenset[str] = LAST_STAGE, *, output: Any = None) -> None:
+        super().__init__(printer=honcho.printer.Printer(output=output or sys.stdout))
         self._last = last
 
     def _running(self) -> list[str]:
@@ -115,16 +148,21 @@ def run(
     env: dict[str, str],
     announce: Callable[[str], None],
 ) -> int:
-    manager = StagedManager()
+    output = ReaderProofOutput(sys.stdout)
+    manager = StagedManager(output=output)
     for process in processes:
         command = shlex.join(process.argv)
         manager.add_process(process.name, command, env={**env, **process.env})
 
     def report() -> None:
-        if wait_until_ready(processes, emulator_json=emulator_json):
-            announce(summary(processes, ports, emulator_json))
-        else:
-            announce("integration-service: some components did not become ready in time\n")
+        ready = wait_until_ready(processes, emulator_json=emulator_json)
+        try:
+            if ready:
+                announce(summary(processes, ports, emulator_json))
+            else:
+                announce("integration-service: some components did not become ready in time\n")
+        except OSError:
+            pass  # nobody reads the output any more (see ReaderProofOutput)
 
     threading.Thread(target=report, name="readiness", daemon=True).start()
     manager.loop()

@@ -180,3 +180,70 @@ def test_ctrl_c_stops_everything_without_an_error_line(
     problems += [f"run: not JSON: {line}" for line in others if json_object(line) is None]
     assert set(by_process) <= PROCESSES | {"system"}, sorted(by_process)
     assert not problems, "\n".join(problems)
+
+
+def test_ctrl_c_stops_everything_when_the_output_reader_is_gone(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`make run | tee run.log`, then Ctrl-C: tee dies first. The supervisor must still stop
+    every process it started instead of dying on the broken pipe and leaving them running."""
+    cache = redis.Redis(db=REDIS_DB)
+    cache.flushdb()
+    with private_vhost() as broker_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker_url,
+            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+            "STATE_DIR": str(tmp_path / "state"),
+            "EMULATOR_PORT": str(free_port()),
+            "FLOWER_PORT": str(free_port()),
+            "METRICS_BASE_PORT": str(free_block(3)),
+            "FLOWER_BASIC_AUTH": "tester:pipe-test-password",
+            "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "integration_service.cli", "run", "--concurrency", "2"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        seen = tmp_path / "seen.log"
+        pids: list[int] = []
+        try:
+            assert process.stdout is not None
+            with open(seen, "wb") as copy:
+                for raw in process.stdout:  # the reader, until the system is up
+                    copy.write(raw)
+                    pids += [int(p) for p in re.findall(rb"started \(pid=(\d+)\)", raw)]
+                    if SUMMARY_END.encode() in raw:
+                        break
+            assert len(pids) == len(PROCESSES), seen.read_text()
+            process.stdout.close()  # the reader dies (tee on Ctrl-C)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=90)
+
+            def all_stopped() -> bool:
+                for pid in pids:
+                    try:
+                        os.killpg(pid, 0)
+                    except ProcessLookupError:
+                        continue
+                    return False
+                return True
+
+            wait_for(all_stopped, timeout=30, interval=0.2, what="every process stopped")
+            assert cache.keys("session_lock:*") == []
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            for pid in pids:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            cache.flushdb()
