@@ -267,6 +267,12 @@ def _scrub_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
 
 # Added by our own processors, never by callers: not worth scanning on every line.
 _TRUSTED_KEYS = frozenset({"timestamp", "level", "logger", "_record", "_from_structlog"})
+# Context fields holding a validated identifier (inputs.identifier, Celery's task ids, the
+# worker's name): kept as they are, so an app called "code-001301" stays recognisable
+# instead of reading as a login code. A value with a phone-length digit run (an app named
+# after its phone number) or longer than an id is scrubbed like any other text.
+_ID_FIELDS = frozenset({"tenant_id", "app_id", "task_id", "worker", "ticket_id"})
+_ID_VALUE = re.compile(r"(?!.*\d{7})[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}")
 
 
 def scrub_secrets(logger: Any, method_name: str, event_dict: Any) -> Any:
@@ -277,7 +283,9 @@ def scrub_secrets(logger: Any, method_name: str, event_dict: Any) -> Any:
             event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
         cleaned: dict[str, Any] = {}
         for key, value in event_dict.items():
-            if key in _TRUSTED_KEYS:
+            if key in _TRUSTED_KEYS or (
+                key in _ID_FIELDS and isinstance(value, str) and _ID_VALUE.fullmatch(value)
+            ):
                 cleaned[key] = value
                 continue
             kind = key_kind(key) if isinstance(key, str) else None

@@ -213,3 +213,21 @@ def test_any_bot_token_is_redacted(token: str, before: str) -> None:
     cleaned = scrub_text(f"{before}{token} ok")
     assert token.split(":", 1)[1] not in cleaned
     assert "[REDACTED:" in cleaned
+
+
+def test_identifier_fields_keep_ids_that_look_like_codes() -> None:
+    event = {
+        "event": "job_failed",
+        "tenant_id": "demo",
+        "app_id": "code-001301",
+        "task_id": "5b0c2f9e-4f5d-4a8e-9a53-2c1f0d7e8b11",
+        "worker": "bulk@vm.0993f6",
+    }
+    assert scrub_secrets(None, "info", dict(event)) == event
+
+
+def test_identifier_fields_still_mask_phone_numbers_and_free_text() -> None:
+    cleaned = scrub_secrets(
+        None, "info", {"event": "x", "app_id": "79161234512", "tenant_id": "code: 12345 ok"}
+    )
+    assert "79161234512" not in str(cleaned) and "12345" not in str(cleaned)
