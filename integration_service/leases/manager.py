@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.typing import EncodableT
 
 from integration_service.errors import RetryableError
 from integration_service.leases import scripts
@@ -158,7 +159,7 @@ class LeaseManager:
             self.epoch_key(tenant_id, app_id),
             self.liveness_key(holder_id),
         ]
-        args = [self.worker_id, self._ttl_ms, min_epoch, holder_id, holder_epoch]
+        args: list[EncodableT] = [self.worker_id, self._ttl_ms, min_epoch, holder_id, holder_epoch]
         with self._timed("steal"):
             epoch, status = self._steal(keys=keys, args=args)
         if status == scripts.STATUS_HELD_BY_OTHER:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from integration_service.sessions.state_machine import QR_PENDING
 from integration_service.store import SessionKey
@@ -93,7 +94,7 @@ class LoginTickets:
         self.update(key, finished_at=time.time(), **fields)
 
 
-def _encode(values: dict[str, Any]) -> dict[str | bytes, bytes | float | int | str]:
+def _encode(values: dict[str, Any]) -> dict[FieldT, EncodableT]:
     return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
