@@ -411,7 +411,8 @@ class IntegrationClient:
 
         from integration_service.jobs.results import results_backend
 
-        result = AsyncResult(handle.job_id, app=self.app, backend=results_backend(self.app))
+        backend = results_backend(self.app)
+        result: AsyncResult[Any] = AsyncResult(handle.job_id, app=self.app, backend=backend)
         try:
             return result.get(timeout=timeout, propagate=True)
         finally:
@@ -419,7 +420,7 @@ class IntegrationClient:
             # result's __del__ (a timed-out wait), the unsubscribe would run at
             # interpreter exit and print a traceback under the CLI's one error line.
             with contextlib.suppress(Exception):
-                result.backend.remove_pending_result(result)
+                backend.remove_pending_result(result)
 
     @_reaching
     def wait_for_state(

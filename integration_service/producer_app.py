@@ -25,7 +25,9 @@ def producer_app(settings: Settings, name: str = "integration-service-producer")
 
     app = Celery(name, set_as_current=False)
     app.config_from_object("celeryconfig")
-    app.conf.broker_url = settings.broker_url
-    app.conf.result_backend = settings.redis_url
+    # Item assignment is what attribute assignment on app.conf does (celery-types has the
+    # settings' attributes as read-only properties).
+    app.conf["broker_url"] = settings.broker_url
+    app.conf["result_backend"] = settings.redis_url
     app.conf.update(bounded_celery_config(settings.dependency_timeout, app.conf))
     return app

@@ -15,7 +15,7 @@ from integration_service.runtime.current import get_runtime
 
 
 @app.task(name="tasks.maintenance.ping", base=ServiceTask, bind=True)
-def ping(self: ServiceTask) -> dict[str, str]:
+def ping(self: ServiceTask) -> dict[str, str | None]:
     """Round trip through the broker to a worker: proves consumption works end to end."""
     return {"worker": self.request.hostname or socket.gethostname(), "task_id": self.request.id}
 

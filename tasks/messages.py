@@ -34,7 +34,7 @@ class SendMessageTask(SessionTask):
 
 
 @app.task(name="tasks.messages.send_message", base=SendMessageTask, bind=True)
-def send_message_task(self: SendMessageTask, **payload: object) -> dict[str, Any]:
+def send_message_task(self: SendMessageTask, /, **payload: object) -> dict[str, Any]:
     # A missing or malformed field is InvalidInput (dead-lettered with its name).
     request = SendRequest.from_job(payload)
     runtime = self.runtime

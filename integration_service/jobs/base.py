@@ -14,7 +14,7 @@ import asyncio
 import math
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from celery import Task
@@ -88,7 +88,14 @@ def unexpected(raw: BaseException) -> UnexpectedError:
     return UnexpectedError(type(raw).__name__, scrub_text(str(raw))[:500])
 
 
-class ServiceTask(Task):
+if TYPE_CHECKING:
+    # Generic in celery-types; at run time only from Celery 5.7 (pyproject allows 5.4).
+    _Task = Task[..., Any]
+else:
+    _Task = Task
+
+
+class ServiceTask(_Task):
     """Base class of every job; see the module docstring."""
 
     abstract = True
@@ -101,7 +108,7 @@ class ServiceTask(Task):
     # Expected outcomes (a classified error, retries exhausted): Celery logs them at INFO
     # without a traceback instead of "raised unexpected" at ERROR; the failure branch
     # logs one WARNING line with the code. UnexpectedError (a bug) stays at ERROR.
-    throws: tuple[type[BaseException], ...] = (PermanentError, RetryableError)
+    throws: tuple[type[Exception], ...] = (PermanentError, RetryableError)
     # Record each finished run in the job journal, so a second delivery of the same job
     # finishes as a no-op with the first outcome. False only for jobs whose own store
     # already answers a repeat with the first outcome (sends: the outbox).
@@ -132,6 +139,10 @@ class ServiceTask(Task):
                 limit = self._retry_limit(error)
                 if self.request.retries < limit:
                     status = "retry"
+                    # Flower shows the retry as the producer chose to show the job: Celery
+                    # passes these on to apply_async (its **options, which celery-types
+                    # does not list).
+                    reprs: dict[str, Any] = carried_reprs(self.request)
                     raise self.retry(
                         exc=error,
                         countdown=self._countdown(error),
@@ -140,8 +151,7 @@ class ServiceTask(Task):
                         # it, which would skip the dead letter): give it the one that
                         # applies, so a deferral past max_retries is still retried.
                         max_retries=limit,
-                        # Flower shows the retry as the producer chose to show the job.
-                        **carried_reprs(self.request),
+                        **reprs,
                     ) from None
             status = "failure"
             if isinstance(error, self.throws):

@@ -41,7 +41,7 @@ def failure_headers(
 def publish_dead_letter(
     app: Celery,
     *,
-    task_id: str,
+    task_id: str | None,
     task_name: str,
     args: Any,
     kwargs: Any,
@@ -54,7 +54,8 @@ def publish_dead_letter(
         kwargs=kwargs,
         task_id=task_id,
         # The Exchange object, not its name: a bare name would be declared as "direct".
-        exchange=DEAD_LETTER_EXCHANGE,
+        # (Celery's router takes either; celery-types types send_task's as a name.)
+        exchange=DEAD_LETTER_EXCHANGE,  # type: ignore[arg-type]
         routing_key=DEAD_LETTER_QUEUE,
         declare=[dead_letter_queue()],
         headers=headers,

@@ -27,7 +27,9 @@ from enum import Enum
 from typing import Any
 
 from celery import Celery
-from celery.backends.base import EXCEPTION_ABLE_CODECS
+
+# The serializers Celery stores exceptions natively with (celery-types leaves it out).
+from celery.backends.base import EXCEPTION_ABLE_CODECS  # type: ignore[attr-defined]
 from celery.backends.redis import RedisBackend
 from celery.loaders.app import AppLoader
 

@@ -53,6 +53,14 @@ class SessionTask(ServiceTask):
         delivery = getattr(self.request, "delivery_info", None) or {}
         job_class = job_class_of(delivery.get("routing_key"), self.default_job_class)
         queue = worker_queue(owner.queue, job_class, runtime.settings.worker_queue_message_ttl)
+        # Options Celery's apply_async passes on in its **options (celery-types does not
+        # list them): the queue to declare, the retry count so far, and the argument reprs
+        # (Flower shows the forwarded copy as the producer chose to show the job).
+        options: dict[str, Any] = {
+            "declare": [queue],
+            "retries": self.request.retries,
+            **carried_reprs(self.request),
+        }
         # Confirmed publish before this delivery is acked: a crash in between re-runs the
         # job (idempotent by design), it never loses it.
         self.apply_async(
@@ -64,11 +72,8 @@ class SessionTask(ServiceTask):
             # shared queue. The default exchange routes by queue name.
             exchange="",
             routing_key=queue.name,
-            declare=[queue],
             headers=carried_headers(self.request, **{HOPS_HEADER: hops}),
-            retries=self.request.retries,
-            # Flower shows the forwarded copy as the producer chose to show the job.
-            **carried_reprs(self.request),
+            **options,
         )
 
     def _current_hops(self) -> object:

@@ -92,7 +92,8 @@ class QueueDepthCollector(Collector):
         depths: list[QueueDepth] = []
         try:
             with Connection(self._broker_url, connect_timeout=self._timeout) as connection:
-                connection.ensure_connection(max_retries=0, timeout=self._timeout)
+                # kombu documents the timeout as int seconds; it only adds it to the clock.
+                connection.ensure_connection(max_retries=0, timeout=self._timeout)  # type: ignore[arg-type]
                 channel: Any = connection.channel()
                 try:
                     for name in names:

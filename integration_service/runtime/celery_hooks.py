@@ -12,7 +12,9 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
-from celery._state import _set_task_join_will_block
+from celery._state import (  # type: ignore[attr-defined]  # private: celery-types has no stub
+    _set_task_join_will_block,
+)
 
 from integration_service.observability import (
     ObservabilityServer,
@@ -77,7 +79,9 @@ def connect(app: Celery) -> None:
         # text: reinstall it without the print (signal handlers belong to the main thread);
         # worker_shutting_down below logs the same as JSON.
         if sender is not None and threading.current_thread() is threading.main_thread():
-            from celery.apps.worker import install_worker_term_handler
+            from celery.apps.worker import (  # type: ignore[attr-defined]  # not in celery-types
+                install_worker_term_handler,
+            )
 
             install_worker_term_handler(sender.controller, verbose=False)
 
