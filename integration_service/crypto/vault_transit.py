@@ -102,7 +102,12 @@ class VaultTransitCipher(SessionCipher):
         batch_size: int = 100,
         client: hvac.Client | None = None,
     ):
-        self._client = client or hvac.Client(url=addr, token=token, timeout=timeout)
+        # hvac documents the timeout as int; it hands it to requests, which takes a float.
+        self._client = client or hvac.Client(
+            url=addr,
+            token=token,
+            timeout=timeout,  # type: ignore[arg-type]
+        )
         self._mount = mount
         self._key_name = key_name
         # Batches keep each request well below Vault's 32 MiB request limit even for
