@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from integration_service.emulator.testing import EmulatorProcess
-from tests.support.rabbitmq import private_vhost
-from tests.support.system import SystemUnderTest
+from tests.support.system import SystemUnderTest, whole_system
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +30,10 @@ def system(
     tmp_path_factory: pytest.TempPathFactory,
     system_overrides: dict[str, str],
 ) -> Iterator[SystemUnderTest]:
-    with private_vhost() as broker_url:
-        sut = SystemUnderTest(
-            database_url=database_url,
-            broker_url=broker_url,
-            state_dir=Path(tmp_path_factory.mktemp("system")),
-            emulator=emulator,
-            overrides=system_overrides,
-        )
-        try:
-            yield sut
-        finally:
-            sut.close()
+    with whole_system(
+        database_url=database_url,
+        emulator=emulator,
+        state_dir=Path(tmp_path_factory.mktemp("system")),
+        overrides=system_overrides,
+    ) as sut:
+        yield sut

@@ -63,26 +63,30 @@ class Run:
         return EmulatorControl(info["control_url"])
 
 
+def run_env(database_url: str, broker_url: str, tmp_path: Path) -> dict[str, str]:
+    """`run` on free ports, a private vhost and Redis data set, a temporary state dir."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+        "STATE_DIR": str(tmp_path / "state"),
+        "EMULATOR_PORT": str(free_port()),
+        "FLOWER_PORT": str(free_port()),
+        "METRICS_BASE_PORT": str(free_block(3)),
+        "FLOWER_BASIC_AUTH": "tester:shutdown-test-password",
+        "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
+        "LOG_LEVEL": "INFO",
+    }
+
+
 @pytest.fixture
 def started(database_url: str, tmp_path: Path) -> Iterator[tuple[Run, subprocess.Popen[bytes]]]:
     cache = redis.Redis(db=REDIS_DB)
     cache.flushdb()
-    metrics_base = free_block(3)
     with private_vhost() as broker_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": broker_url,
-            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
-            "STATE_DIR": str(tmp_path / "state"),
-            "EMULATOR_PORT": str(free_port()),
-            "FLOWER_PORT": str(free_port()),
-            "METRICS_BASE_PORT": str(metrics_base),
-            "FLOWER_BASIC_AUTH": "tester:shutdown-test-password",
-            "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
-            "LOG_LEVEL": "INFO",
-        }
+        env = run_env(database_url, broker_url, tmp_path)
         log_path = tmp_path / "run.log"
         log = open(log_path, "wb")
         process = subprocess.Popen(
@@ -190,19 +194,7 @@ def test_ctrl_c_stops_everything_when_the_output_reader_is_gone(
     cache = redis.Redis(db=REDIS_DB)
     cache.flushdb()
     with private_vhost() as broker_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": broker_url,
-            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
-            "STATE_DIR": str(tmp_path / "state"),
-            "EMULATOR_PORT": str(free_port()),
-            "FLOWER_PORT": str(free_port()),
-            "METRICS_BASE_PORT": str(free_block(3)),
-            "FLOWER_BASIC_AUTH": "tester:pipe-test-password",
-            "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
-        }
+        env = run_env(database_url, broker_url, tmp_path)
         process = subprocess.Popen(
             [sys.executable, "-m", "integration_service.cli", "run", "--concurrency", "2"],
             env=env,

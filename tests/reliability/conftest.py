@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from integration_service.emulator.testing import EmulatorProcess
-from tests.support.rabbitmq import private_vhost
-from tests.support.system import FAST_TAKEOVER, SystemUnderTest
+from tests.support.system import FAST_TAKEOVER, SystemUnderTest, whole_system
 
 REPORT = Path(os.environ.get("RELIABILITY_REPORT", ".state/reliability-results.json"))
 
@@ -39,18 +38,13 @@ def system(
     """A whole system per case: its own vhost (queues, dead letters), Redis data set,
     worker logs and emulator; its tenant's rows are its own. A case sees nothing of
     another case, and a failing case's evidence is its own."""
-    with private_vhost() as broker_url:
-        sut = SystemUnderTest(
-            database_url=database_url,
-            broker_url=broker_url,
-            state_dir=Path(tmp_path_factory.mktemp("system")),
-            emulator=emulator,
-            overrides=system_overrides,
-        )
-        try:
-            yield sut
-        finally:
-            sut.close()
+    with whole_system(
+        database_url=database_url,
+        emulator=emulator,
+        state_dir=Path(tmp_path_factory.mktemp("system")),
+        overrides=system_overrides,
+    ) as sut:
+        yield sut
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from integration_service.store import SessionKey, SessionMaterial, SessionStore,
 from integration_service.telegram.fingerprint import fingerprint_of
 from tests.support.emulator_control import ControlError, EmulatorControl
 from tests.support.processes import celery_worker_args, stop_process, wait_for
-from tests.support.rabbitmq import busy_queues
+from tests.support.rabbitmq import busy_queues, private_vhost
 
 E2E_REDIS_DB = 11
 # Short lease and liveness so a takeover after a worker dies happens within seconds, not
@@ -300,6 +302,29 @@ class SystemUnderTest:
         self.redis.flushdb()
         self.redis.close()
         self.engine.dispose()
+
+
+@contextmanager
+def whole_system(
+    *,
+    database_url: str,
+    emulator: EmulatorProcess,
+    state_dir: Path,
+    overrides: dict[str, str] | None = None,
+) -> Iterator[SystemUnderTest]:
+    """A system in a private vhost of its own; every process it started is stopped after."""
+    with private_vhost() as broker_url:
+        sut = SystemUnderTest(
+            database_url=database_url,
+            broker_url=broker_url,
+            state_dir=state_dir,
+            emulator=emulator,
+            overrides=overrides,
+        )
+        try:
+            yield sut
+        finally:
+            sut.close()
 
 
 def send_kwargs(p: Provisioned, peer: Any, text: str, key: str) -> dict[str, Any]:
