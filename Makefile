@@ -19,6 +19,8 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@# Once in the dev extra: its redis 4 stubs would hide redis's own types from mypy.
+	@$(BIN)/pip uninstall --quiet --yes types-redis 2>/dev/null || true
 	touch $@
 
 setup: $(VENV)/.installed ## create the virtualenv and install the project
