@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from integration_service import inputs
 from integration_service.dependencies import RABBITMQ, REDIS, Dependencies
-from integration_service.errors import PermanentError
+from integration_service.errors import PermanentError, RetryableError
 from integration_service.secret_drop import put_secret, take_secret
 from integration_service.sessions.state_machine import TERMINAL
 from integration_service.sessions.tickets import LoginTickets
@@ -60,6 +60,16 @@ class UnknownTenant(PermanentError):
     """No tenant with this id is registered."""
 
     code = "unknown_tenant"
+
+
+class WaitTimedOut(RetryableError, TimeoutError):
+    """``wait`` or ``wait_for_state`` gave up before the job or the session got there.
+
+    Nothing failed: the job may still finish (waiting again can succeed). Also the builtin
+    ``TimeoutError``, so ``except TimeoutError`` keeps working.
+    """
+
+    code = "wait_timed_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,11 +412,12 @@ class IntegrationClient:
 
     @_reaching
     def wait(self, handle: JobHandle, *, timeout: float = 60.0) -> Any:
-        """The job's result; raises its error, or TimeoutError after ``timeout``.
+        """The job's result; raises its error, or ``WaitTimedOut`` after ``timeout``.
 
         A failed job raises the project error it failed with: its class, ``code`` and
         attributes, rebuilt from the JSON result (``jobs/results.py``).
         """
+        from celery.exceptions import TimeoutError as ResultTimeout
         from celery.result import AsyncResult
 
         from integration_service.jobs.results import results_backend
@@ -415,6 +426,10 @@ class IntegrationClient:
         result: AsyncResult[Any] = AsyncResult(handle.job_id, app=self.app, backend=backend)
         try:
             return result.get(timeout=timeout, propagate=True)
+        except ResultTimeout:
+            raise WaitTimedOut(
+                f"job {handle.job_id} ({handle.task}) has no result after {timeout:g}s"
+            ) from None
         finally:
             # Stop listening for it now, while the connection is open. Left to the
             # result's __del__ (a timed-out wait), the unsubscribe would run at
@@ -426,7 +441,7 @@ class IntegrationClient:
     def wait_for_state(
         self, tenant_id: str, app_id: str, states: Iterable[str], *, timeout: float = 60.0
     ) -> SessionStatus:
-        """Poll until the session reaches one of ``states`` (or raise TimeoutError)."""
+        """Poll until the session reaches one of ``states`` (or raise ``WaitTimedOut``)."""
         wanted = set(states)
         deadline = time.monotonic() + timeout
         while True:
@@ -434,7 +449,7 @@ class IntegrationClient:
             if current.state in wanted:
                 return current
             if time.monotonic() >= deadline:
-                raise TimeoutError(
+                raise WaitTimedOut(
                     f"session {tenant_id}/{app_id} is {current.state}, not {sorted(wanted)}"
                 )
             time.sleep(0.1)

@@ -156,6 +156,7 @@ def finalize(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
     5 when it is still in progress after --timeout (a login waiting for its 2FA password
     stays in progress until `integration-service password` is run).
     """
+    from integration_service.client import WaitTimedOut
     from integration_service.sessions import state_machine as sm
     from integration_service.store import SessionNotFound
 
@@ -169,9 +170,9 @@ def finalize(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
             final = client.wait_for_state(
                 tenant_id, app_id, sm.STATES - in_progress, timeout=timeout
             )
-        except TimeoutError:
+        except WaitTimedOut:
             state = client.get_status(tenant_id, app_id).state
-            raise TimeoutError(
+            raise WaitTimedOut(
                 f"login of {tenant_id}/{app_id} is still {state} after {timeout:g}s"
             ) from None
     document = status_document(final)
