@@ -24,6 +24,16 @@ class LoopNotRunning(RetryableError, RuntimeError):
     code = "loop_not_running"
 
 
+class LoopCallTimedOut(RetryableError, TimeoutError):
+    """A coroutine run on the loop did not finish within its timeout; it was cancelled.
+
+    Transient (a Telegram call that got no answer in time): the job retries. Also the
+    builtin ``TimeoutError``, which callers of ``run`` used to catch.
+    """
+
+    code = "loop_call_timed_out"
+
+
 class LoopThread:
     """Owns an event loop running forever on a daemon thread until ``stop``."""
 
@@ -74,16 +84,37 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop and wait for it; cancelled there after ``timeout``.
 
-        The timeout is enforced on the loop with ``asyncio.wait_for`` so the coroutine is
-        really cancelled (its client calls abandoned), not merely stopped being waited on.
+        The timeout is enforced on the loop (``asyncio.timeout``) so the coroutine is
+        really cancelled (its client calls abandoned), not merely stopped being waited on;
+        it raises ``LoopCallTimedOut``. A ``TimeoutError`` the coroutine raises itself (a
+        network timeout inside Telethon) is not this deadline and goes through as it is.
         """
-        future = self.submit(asyncio.wait_for(coro, timeout))
+        expired = f"{self._name}: coroutine did not finish within {timeout:g}s"
+
+        async def bounded() -> T:
+            scope = asyncio.timeout(timeout)
+            try:
+                async with scope:
+                    return await coro
+            except TimeoutError:
+                if scope.expired():
+                    raise LoopCallTimedOut(expired) from None
+                raise
+
+        try:
+            future = self.submit(bounded())
+        except LoopNotRunning:
+            coro.close()  # never started: no "coroutine was never awaited" warning
+            raise
         try:
             # A little slack so the loop-side cancellation reports first.
             return future.result(timeout=timeout + 5)
-        except concurrent.futures.TimeoutError:
+        except concurrent.futures.TimeoutError as error:
+            if future.done() and not future.cancelled() and future.exception() is error:
+                raise  # the coroutine's own, or its LoopCallTimedOut
+            # The loop did not answer even with the slack (blocked): stop waiting on it.
             future.cancel()
-            raise TimeoutError(f"coroutine did not finish within {timeout}s") from None
+            raise LoopCallTimedOut(expired) from None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel what is still running, stop the loop and join the thread."""
