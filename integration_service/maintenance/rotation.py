@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from integration_service.crypto import Ciphertext, RewrapItem, SessionCipher
+from integration_service.crypto import CipherError, Ciphertext, RewrapItem, SessionCipher
 from integration_service.maintenance.metrics import KEY_ROTATION_ROWS
 from integration_service.runtime.session_runtime import session_context
 from integration_service.store import SessionKey, StoreError
@@ -162,7 +162,8 @@ def rotate_session_keys(
     ``engine`` is the service-role engine (it needs EXECUTE on rewrap_session_material).
     ``before_write`` is called with each row's key between its re-wrap and its write;
     it exists as an injection point for tests of concurrent saves, and is None in use.
-    Raises CipherUnavailable / StoreUnavailable (retryable) when a backend is down.
+    Raises CipherUnavailable / StoreUnavailable (retryable) when a backend is down, and
+    CipherError (code ``cipher_answer_incomplete``) when the cipher answers a batch short.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -181,7 +182,11 @@ def rotate_session_keys(
             [RewrapItem(text=c.ciphertext, context=session_context(c.key)) for c in batch]
         )
         if len(results) != len(batch):
-            raise RuntimeError(f"cipher answered {len(results)} of {len(batch)} re-wraps")
+            # Which answer belongs to which row is unknown: write none of the batch.
+            raise CipherError(
+                f"cipher answered {len(results)} of {len(batch)} re-wraps",
+                code="cipher_answer_incomplete",
+            )
         _write_batch(engine, batch, results, tally, before_write)
     report = RotationReport(
         key_id=key_id,
