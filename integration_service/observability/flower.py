@@ -8,7 +8,10 @@ pipeline: run bare, Flower logs tornado's plain-text lines.
 Credentials never go on the command line, where ``ps`` shows them to every user of the
 host: Flower reads ``FLOWER_BASIC_AUTH`` (``user:password``, comma-separated for more
 than one) from its environment itself, and ``FLOWER_BASIC_AUTH_FILE`` names a file that
-holds the same (a mounted secret) instead. A ``--basic-auth`` option is refused.
+holds the same (a mounted secret) instead; it wins over ``FLOWER_BASIC_AUTH``. A file
+that cannot be read, is empty or holds an entry that is not ``user:password`` stops the
+start with one line naming the variable and the path (never the content). A
+``--basic-auth`` option is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from integration_service.errors import PermanentError
+from integration_service.settings import SettingsError
 
 AUTH_ENV = "FLOWER_BASIC_AUTH"
 AUTH_FILE_ENV = "FLOWER_BASIC_AUTH_FILE"
@@ -31,16 +35,28 @@ class CredentialsOnCommandLine(PermanentError, ValueError):
 
 
 def load_credentials(environ: dict[str, str] | os._Environ[str]) -> None:
-    """Move FLOWER_BASIC_AUTH_FILE's content into FLOWER_BASIC_AUTH (read by Flower)."""
+    """Move FLOWER_BASIC_AUTH_FILE's content into FLOWER_BASIC_AUTH (read by Flower).
+
+    Raises ``SettingsError`` (one line: the variable, the path, what is wrong) for a file
+    that cannot be read, is empty, or holds an entry that is not ``user:password``.
+    """
     path = environ.pop(AUTH_FILE_ENV, None)
     if path:
         try:
             value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise ValueError(f"cannot read {AUTH_FILE_ENV} {path}: {error.strerror}") from None
+        except (OSError, UnicodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise SettingsError(f"cannot read {AUTH_FILE_ENV} {path}: {reason}") from None
         if not value:
-            raise ValueError(f"{AUTH_FILE_ENV} names an empty file: {path}")
-        environ[AUTH_ENV] = value
+            raise SettingsError(f"{AUTH_FILE_ENV} names an empty file: {path}")
+        # One pair per line is accepted too; Flower wants them comma-separated. Nothing
+        # inside a line is stripped: spaces may belong to a password.
+        entries = [e for line in value.splitlines() for e in line.split(",") if e]
+        if not all(":" in entry and not entry.startswith(":") for entry in entries):
+            raise SettingsError(
+                f"{AUTH_FILE_ENV} {path}: every entry must be user:password (comma-separated)"
+            )
+        environ[AUTH_ENV] = ",".join(entries)
 
 
 def flower_argv(args: list[str], log_level: str) -> list[str]:
@@ -65,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_credentials(os.environ)
         command = flower_argv(args, get_settings().log_level)
-    except ValueError as error:
+    except (SettingsError, CredentialsOnCommandLine) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     # Before Flower starts: with a handler on the root logger, tornado adds none of its own.
