@@ -21,7 +21,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from integration_service.errors import PermanentError
+
 REPORT_DIR_NAME = "import-reports"
+
+
+class ReportDirectoryUnusable(PermanentError, NotADirectoryError):
+    """The report directory's path is taken by something that is not a directory."""
+
+    code = "report_dir_unusable"
 
 
 class ImportOutcome(StrEnum):
@@ -93,7 +101,7 @@ def _open_private_dir(path: Path, mode: int) -> None:
         os.mkdir(path, working)
     except FileExistsError:
         if path.is_symlink() or not path.is_dir():
-            raise NotADirectoryError(f"{path} exists and is not a directory") from None
+            raise ReportDirectoryUnusable(f"{path} exists and is not a directory") from None
     os.chmod(path, working)
 
 

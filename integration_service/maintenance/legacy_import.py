@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.crypto import CipherError, SessionCipher
+from integration_service.errors import PermanentError
 from integration_service.maintenance.import_report import (
     REPORT_DIR_NAME,
     FileReport,
@@ -60,6 +61,13 @@ from integration_service.store import (
 from integration_service.store.errors import to_store_error
 from integration_service.store.records import IDENTIFIER_PATTERN, SessionKind
 from integration_service.telegram.fingerprint import fingerprint_of
+
+
+class LegacySourceMissing(PermanentError, FileNotFoundError):
+    """The directory to import legacy session files from does not exist."""
+
+    code = "legacy_source_missing"
+
 
 SESSION_SUFFIX = ".session"
 IMPORTED_STATE = "disconnected"
@@ -248,7 +256,7 @@ def import_sessions(
         raise ValueError("tenant_id is not a valid identifier")
     source = Path(source_dir)
     if not source.is_dir():
-        raise FileNotFoundError(f"legacy session directory {source} does not exist")
+        raise LegacySourceMissing(f"legacy session directory {source} does not exist")
     lookups = _Lookups(engine)
     tenant_existed = lookups.tenant_exists(tenant_id)
     if not dry_run and not tenant_existed:
