@@ -8,7 +8,11 @@ Rules every exception of the library follows (tests/unit/test_error_tree.py chec
 
 - It derives from ``ServiceError`` and has a stable ``code``. Where callers rely on a
   builtin, it also derives from it (``SettingsError`` is a ``ValueError``,
-  ``LoopNotRunning`` a ``RuntimeError``).
+  ``LoopNotRunning`` a ``RuntimeError``, ``WaitTimedOut`` and ``LoopCallTimedOut`` are
+  ``TimeoutError``s, ``LegacySourceMissing`` a ``FileNotFoundError``).
+- What a ``raise`` raises is such a class, or a function declared to return one; the only
+  other exceptions raised are the programming errors and the control flow listed below
+  (the test reads every ``raise`` and allows each only in the modules that need it).
 - A ``RetryableError`` declares how it is retried (``retry_after``, ``exact``,
   ``retry_headers``, ``counts_against_limit``); the base task reads exactly these.
 - It survives pickling and the JSON result format with its class, message, code and
@@ -18,10 +22,24 @@ Rules every exception of the library follows (tests/unit/test_error_tree.py chec
 Internal control flow that is still a ``ServiceError`` (caught before it can fail a job):
 ``runtime.ownership.OwnedElsewhere`` (the job is forwarded to the session's owner).
 
-Programming errors are the builtins the library raises (``ValueError`` for an argument the
-boundary should have refused, such as a session id with a ``:`` given to the lease
-manager; ``TypeError``, ``AssertionError``, ``KeyError``...): no class is defined for them,
-and a job that meets one fails with ``UnexpectedError``.
+Programming errors are the only builtins the library raises on purpose; no class is
+defined for them, and a job that meets one fails with ``UnexpectedError``:
+
+- ``ValueError`` for an argument the boundary should have refused (a session id with a
+  ``:`` given to the lease manager, a ttl or batch size below 1, an auth key that is not
+  256 bytes, an unknown log level), and inside pydantic validators, which ``get_settings``
+  reports as ``SettingsError``;
+- ``RuntimeError`` for an object used out of its lifecycle (a heartbeat started twice, a
+  server's address read before it started);
+- ``AttributeError`` from a module's ``__getattr__`` (the language's protocol).
+
+Control flow, not failures: click's ``UsageError`` and ``Exit`` (the CLI's usage error and
+exit codes), Celery's ``Ignore``, ``Reject`` and ``Retry`` (a job's no-op, drop and
+retry), and ``SystemExit`` (the dev demo script). An operational fault is never a builtin:
+a wait that gave up is ``WaitTimedOut``, a coroutine past its deadline on the worker's
+loop ``LoopCallTimedOut``, a cipher's short answer a ``CipherError``, a missing directory
+``LegacySourceMissing`` / ``MigrationsMissing``, a bad Flower credentials file a
+``SettingsError``.
 The emulator (``integration_service/emulator``) is a separate program with its own
 errors and is not part of this tree.
 """

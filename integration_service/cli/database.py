@@ -8,12 +8,19 @@ from typing import TYPE_CHECKING
 import click
 
 from integration_service.cli.output import guarded
+from integration_service.errors import PermanentError
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # Alembic is imported when a migration runs: ``--help`` loads every command module.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+class MigrationsMissing(PermanentError, FileNotFoundError):
+    """The installed package holds no Alembic migrations (a broken build or install)."""
+
+    code = "migrations_missing"
 
 
 def migrations_dir() -> Path:
@@ -23,7 +30,7 @@ def migrations_dir() -> Path:
     for candidate in (PACKAGE_ROOT / "migrations", PACKAGE_ROOT.parent / "alembic"):
         if (candidate / "env.py").is_file():
             return candidate
-    raise FileNotFoundError(f"no Alembic migrations beside {PACKAGE_ROOT}")
+    raise MigrationsMissing(f"no Alembic migrations beside {PACKAGE_ROOT}")
 
 
 def alembic_config(url: str | None = None) -> Config:

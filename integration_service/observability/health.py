@@ -27,8 +27,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from integration_service.crypto.cipher import CipherUnavailable
 from integration_service.observability.scrubbing import scrub_text
-from integration_service.settings import Settings
+from integration_service.runtime.loop_thread import LoopNotRunning
+from integration_service.settings import Settings, SettingsError
 
 HEALTH_CHECKS = Counter(
     "session_health_checks_total",
@@ -136,7 +138,7 @@ def check_postgres(settings: Settings, timeout: float, engine: Engine | None) ->
 def check_vault(settings: Settings, timeout: float) -> str:
     url = settings.vault_addr.rstrip("/") + "/v1/sys/health"
     if not url.startswith(("http://", "https://")):
-        raise ValueError("VAULT_ADDR must be an http(s) URL")
+        raise SettingsError("VAULT_ADDR must be an http(s) URL")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - checked
             status = int(response.status)
@@ -144,7 +146,9 @@ def check_vault(settings: Settings, timeout: float) -> str:
         status = int(error.code)
     if status in _VAULT_SERVING:
         return f"sys/health: {_VAULT_SERVING[status]}"
-    raise RuntimeError(f"sys/health answered {status} ({_VAULT_DOWN.get(status, 'unexpected')})")
+    raise CipherUnavailable(
+        f"sys/health answered {status} ({_VAULT_DOWN.get(status, 'unexpected')})"
+    )
 
 
 async def _noop() -> bool:
@@ -154,7 +158,7 @@ async def _noop() -> bool:
 
 def check_loop(loop: LoopLike, timeout: float) -> str:
     if not loop.is_alive():
-        raise RuntimeError("loop thread is not running")
+        raise LoopNotRunning("loop thread is not running")
     loop.run(_noop(), timeout)
     return "no-op coroutine round trip"
 
