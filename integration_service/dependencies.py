@@ -15,14 +15,25 @@ Imports nothing heavy at module level: the CLI's error mapping imports this modu
 
 from __future__ import annotations
 
+import concurrent.futures
+import re
 import socket
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from integration_service.errors import RetryableError
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+    from kombu import Connection
+    from sqlalchemy.engine import Engine
+
+    from integration_service.settings import Settings
 
 POSTGRESQL = "postgresql"
 REDIS = "redis"
@@ -85,32 +96,68 @@ def address_of(url: str) -> str:
     return f"{host}:{port}{path}" if port is not None else f"{host}{path}"
 
 
+# SQLSTATEs a server sends before or while refusing a connection, when it sends one.
+_REASON_BY_SQLSTATE = {
+    "3D000": "database does not exist",  # invalid_catalog_name
+    "28P01": "authentication failed",  # invalid_password
+    "28000": "authentication failed",  # invalid_authorization_specification
+    "53300": "too many connections",  # too_many_connections
+    "57P03": "database is starting up or shutting down",  # cannot_connect_now
+    "57P01": "database is shutting down",  # admin_shutdown
+}
+# libpq reports a refused connection as text only (no SQLSTATE reaches psycopg for it):
+# the server's own message, in English unless lc_messages says otherwise. Matched after
+# the SQLSTATE and the exception types; never echoed (it may name the user).
+_REASON_BY_TEXT = (
+    (re.compile(r'database ".*" does not exist'), "database does not exist"),
+    (re.compile(r'role ".*" does not exist'), "authentication failed (no such role)"),
+    (re.compile(r"password authentication failed"), "authentication failed"),
+    (re.compile(r"authentication failed"), "authentication failed"),
+    (re.compile(r"no pg_hba\.conf entry"), "authentication failed (not allowed by pg_hba.conf)"),
+    (re.compile(r"access_refused"), "authentication failed"),
+    (re.compile(r"too many (clients|connections)"), "too many connections"),
+    (
+        re.compile(r"the database system is (starting up|shutting down|in recovery)"),
+        "database is starting up or shutting down",
+    ),
+    (re.compile(r"connection refused"), "connection refused"),
+    (re.compile(r"timeout expired|timed out|timeout"), "{timed_out}"),
+    (re.compile(r"name or service not known|nodename nor servname"), "host name not resolved"),
+    (re.compile(r"connection reset"), "connection reset"),
+    (re.compile(r"closed"), "connection closed"),
+)
+
+
 def reason_of(error: BaseException, timeout: float) -> str:
-    """A short, secret-free account of why a connection failed, from its cause chain."""
+    """A short, secret-free account of why a connection failed, from its cause chain.
+
+    ``connection refused``, ``no answer within 5s``, ``database does not exist``,
+    ``authentication failed``, ...; the last exception's type name when nothing says.
+    """
+    known = known_reason(error, timeout)
+    return known if known is not None else type(list(_chain(error))[-1]).__name__
+
+
+def known_reason(error: BaseException, timeout: float) -> str | None:
+    """``reason_of`` when the chain says why, else None (an error of another kind)."""
     chain = list(_chain(error))
+    timed_out = f"no answer within {timeout:g}s"
+    for item in chain:
+        sqlstate = getattr(item, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate in _REASON_BY_SQLSTATE:
+            return _REASON_BY_SQLSTATE[sqlstate]
     for item in chain:
         if isinstance(item, ConnectionRefusedError):
             return "connection refused"
         if isinstance(item, socket.gaierror):
             return "host name not resolved"
         if isinstance(item, TimeoutError):
-            return f"no answer within {timeout:g}s"
+            return timed_out
     text = " ".join(str(item) for item in chain).lower()
-    for needle, reason in (
-        ("connection refused", "connection refused"),
-        ("timeout expired", f"no answer within {timeout:g}s"),
-        ("timed out", f"no answer within {timeout:g}s"),
-        ("timeout", f"no answer within {timeout:g}s"),
-        ("name or service not known", "host name not resolved"),
-        ("nodename nor servname", "host name not resolved"),
-        ("authentication failed", "authentication failed"),
-        ("access_refused", "authentication failed"),
-        ("connection reset", "connection reset"),
-        ("closed", "connection closed"),
-    ):
-        if needle in text:
-            return reason
-    return type(chain[-1]).__name__
+    for pattern, reason in _REASON_BY_TEXT:
+        if pattern.search(text):
+            return reason.format(timed_out=timed_out)
+    return None
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -130,6 +177,16 @@ class Dependencies:
     redis_url: str
     broker_url: str
     timeout: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Dependencies:
+        """The dependencies ``settings`` name, with their DEPENDENCY_TIMEOUT."""
+        return cls(
+            settings.database_url,
+            settings.redis_url,
+            settings.broker_url,
+            settings.dependency_timeout,
+        )
 
     def unavailable(self, dependency: str, error: BaseException) -> DependencyUnavailable:
         urls = {POSTGRESQL: self.database_url, REDIS: self.redis_url, RABBITMQ: self.broker_url}
@@ -164,6 +221,82 @@ class Dependencies:
             if dependency is None:
                 raise
             raise self.unavailable(dependency, error) from error
+
+    def check(self, probes: Mapping[str, Probe], *, within: float | None = None) -> None:
+        """Reach every dependency in ``probes`` at once, in parallel, within ``within`` s.
+
+        ``probes`` maps a dependency (``postgresql``, ``redis``, ``rabbitmq``) to a call
+        that reaches it (``probe_postgresql`` and the others below). ``within`` defaults
+        to ``timeout``; the CLI passes what is left of its command's budget. Raises
+        ``DependencyUnavailable`` as soon as a probe fails (the first in ``probes``
+        order among those failed by then), or for the first probe still waiting when
+        the time is up; its reason then says ``no answer within`` ``timeout``.
+
+        Each probe runs in a daemon thread, so a probe stuck in a library's own wait
+        (libpq never waits less than 2 s) is abandoned at the deadline, not waited for,
+        and does not hold up the interpreter's exit.
+        """
+        limit = self.timeout if within is None else within
+        futures = {name: _in_thread(name, probe) for name, probe in probes.items()}
+        concurrent.futures.wait(
+            futures.values(), timeout=limit, return_when=concurrent.futures.FIRST_EXCEPTION
+        )
+        for name, future in futures.items():
+            if future.done() and future.exception() is not None:
+                error = future.exception()
+                assert error is not None
+                if self.classify(error, talking_to=name) is None:
+                    raise error
+                raise self.unavailable(name, error) from error
+        for name, future in futures.items():
+            if not future.done():
+                error = TimeoutError(f"no answer from {name} within {limit:.2f}s")
+                raise self.unavailable(name, error) from None
+
+
+Probe = Callable[[], object]
+
+
+def _in_thread(name: str, probe: Probe) -> concurrent.futures.Future[object]:
+    future: concurrent.futures.Future[object] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = probe()
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    # Not a ThreadPoolExecutor: its threads are joined at interpreter exit.
+    threading.Thread(target=run, name=f"probe-{name}", daemon=True).start()
+    return future
+
+
+def probe_postgresql(engine: Engine) -> None:
+    """Open (or check out and ping) one of ``engine``'s connections; it stays pooled."""
+    with engine.connect():
+        pass
+
+
+def probe_redis(client: redis.Redis) -> None:
+    """PING over ``client``'s pool; the connection stays pooled for the command."""
+    client.ping()
+
+
+def probe_broker(app: Celery) -> None:
+    """Connect one of ``app``'s pooled broker connections: publishing reuses it.
+
+    Two attempts at most, right after each other (the producer's publish policy).
+    """
+    # celery-types has ``Celery.pool`` as a ProducerPool: it is kombu's ConnectionPool.
+    pooled = cast("Connection", app.pool.acquire(block=True))
+    with pooled as connection:
+        connection.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, interval_max=0
+        )
 
 
 def _typed_dependency(error: BaseException) -> str | None:

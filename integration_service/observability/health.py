@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from integration_service.crypto.cipher import CipherUnavailable
+from integration_service.dependencies import address_of, known_reason
 from integration_service.observability.scrubbing import scrub_text
 from integration_service.runtime.loop_thread import LoopNotRunning
 from integration_service.settings import Settings, SettingsError
@@ -87,10 +88,20 @@ class HealthReport:
         }
 
 
-def _describe(error: BaseException) -> str:
+def _describe(error: BaseException, address: str | None = None, timeout: float = 0.0) -> str:
+    """Why a check failed: ``unreachable at 127.0.0.1:5672//: connection refused``.
+
+    The address never carries credentials; a failure of another kind (Vault sealed, the
+    loop thread stopped) keeps the error's type and first line, scrubbed.
+    """
+    if address is not None:
+        reason = known_reason(error, timeout)
+        if reason is not None:
+            return f"unreachable at {address}: {reason}"
     # The first line names the failure; drivers append hints and links after it.
     first_line = (str(error).strip().splitlines() or [""])[0]
-    return scrub_text(f"{type(error).__name__}: {first_line}")[:300]
+    text = scrub_text(f"{type(error).__name__}: {first_line}")[:300]
+    return text if address is None else f"{address}: {text}"
 
 
 def check_broker(settings: Settings, timeout: float) -> str:
@@ -163,20 +174,30 @@ def check_loop(loop: LoopLike, timeout: float) -> str:
     return "no-op coroutine round trip"
 
 
-def _timed(name: str, check: Callable[[], str]) -> CheckResult:
+def _timed(name: str, check: Callable[[], str], address: str | None, timeout: float) -> CheckResult:
     begin = time.perf_counter()
     try:
         detail = check()
     except Exception as error:  # noqa: BLE001 - any failure is this check failing
-        return CheckResult(name, False, (time.perf_counter() - begin) * 1000, _describe(error))
+        elapsed = (time.perf_counter() - begin) * 1000
+        return CheckResult(name, False, elapsed, _describe(error, address, timeout))
     return CheckResult(name, True, (time.perf_counter() - begin) * 1000, detail)
 
 
-def _run_parallel(checks: dict[str, Callable[[], str]], timeout: float) -> HealthReport:
+def _run_parallel(
+    checks: dict[str, Callable[[], str]],
+    timeout: float,
+    addresses: dict[str, str] | None = None,
+) -> HealthReport:
+    """``addresses``: where each dependency check looks (no credentials), for its detail."""
+    where = addresses or {}
     executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, len(checks)), thread_name_prefix="health-check"
     )
-    futures = {name: executor.submit(_timed, name, check) for name, check in checks.items()}
+    futures = {
+        name: executor.submit(_timed, name, check, where.get(name), timeout)
+        for name, check in checks.items()
+    }
     started = time.perf_counter()
     deadline = started + timeout
     results = []
@@ -185,7 +206,9 @@ def _run_parallel(checks: dict[str, Callable[[], str]], timeout: float) -> Healt
             results.append(future.result(timeout=max(0.0, deadline - time.perf_counter())))
         except concurrent.futures.TimeoutError:
             latency = (time.perf_counter() - started) * 1000
-            results.append(CheckResult(name, False, latency, f"no answer within {timeout}s"))
+            silent = f"no answer within {timeout:g}s"
+            detail = f"unreachable at {where[name]}: {silent}" if name in where else silent
+            results.append(CheckResult(name, False, latency, detail))
     # A hung check keeps its thread until its own socket timeout; the report does not wait.
     executor.shutdown(wait=False, cancel_futures=True)
     for result in results:
@@ -206,7 +229,13 @@ def run_checks(settings: Settings, *, runtime: Any = None, timeout: float = 2.0)
         checks["vault"] = lambda: check_vault(settings, timeout)
     if runtime is not None:
         checks["loop"] = lambda: check_loop(runtime.loop, timeout)
-    return _run_parallel(checks, timeout)
+    addresses = {
+        "broker": address_of(settings.broker_url),
+        "redis": address_of(settings.redis_url),
+        "postgres": address_of(settings.database_url),
+        "vault": address_of(settings.vault_addr),
+    }
+    return _run_parallel(checks, timeout, addresses)
 
 
 def run_liveness(*, runtime: Any = None, timeout: float = 2.0) -> HealthReport:
