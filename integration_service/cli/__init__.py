@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from integration_service.cli import budget
 from integration_service.cli.credentials import bot_login, code_login, password
 from integration_service.cli.database import migrate
 from integration_service.cli.emulator import emulator
@@ -21,13 +22,16 @@ from integration_service.cli.sessions import list_sessions, status, tenant
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="integration-service")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Connect and operate Telegram accounts for many tenants.
 
     Configuration comes from the environment (DATABASE_URL, CELERY_BROKER_URL,
     REDIS_URL, ...). Exit codes: 0 ok, 1 operation failed, 2 bad arguments or input,
-    3 unknown tenant or session, 4 a dependency is down, 5 timed out waiting.
+    3 unknown tenant or session, 4 a dependency is down (within DEPENDENCY_TIMEOUT),
+    5 timed out waiting.
     """
+    budget.start(context)
 
 
 for command in (

@@ -15,7 +15,7 @@ import click
 
 from integration_service.cli.login_output import report_step
 from integration_service.cli.output import guarded, json_option
-from integration_service.cli.wiring import open_client
+from integration_service.cli.wiring import EVERYTHING, open_client
 
 STDIN_MARKER = "-"
 
@@ -82,7 +82,7 @@ def code_login(
     """
     if (phone is None) == (code is None):
         raise click.UsageError("give exactly one of --phone (request a code) or --code")
-    with open_client() as client:
+    with open_client(needs=EVERYTHING) as client:
         if phone is not None:
             handle = client.request_code(tenant_id, app_id, phone)
         else:
@@ -107,7 +107,7 @@ def password(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
     """
     from integration_service.store import SessionNotFound
 
-    with open_client() as client:
+    with open_client(needs=EVERYTHING) as client:
         # Checked before asking: nobody should type a password for a session that is
         # not there (the producer checks again when submitting).
         if client.get_status(tenant_id, app_id).state is None:
@@ -126,7 +126,7 @@ def password(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
 @guarded
 def bot_login(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None:
     """Connect a bot by its token (from a hidden prompt or stdin; never an argument)."""
-    with open_client() as client:
+    with open_client(needs=EVERYTHING) as client:
         handle = client.connect_bot(tenant_id, app_id, read_secret("Bot token"))
         result = client.wait(handle, timeout=timeout)
     report_step(result, handle.job_id)

@@ -7,11 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from integration_service.cli.budget import remaining
 from integration_service.cli.output import guarded
+from integration_service.cli.wiring import current_settings
 from integration_service.errors import PermanentError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from integration_service.settings import Settings
 
 # Alembic is imported when a migration runs: ``--help`` loads every command module.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -56,10 +60,36 @@ def upgrade(revision: str) -> None:
     command.upgrade(alembic_config(), revision)
 
 
+def reach_database(settings: Settings) -> None:
+    """Connect to DATABASE_URL once, within what is left of the command's budget.
+
+    Alembic's own connection waits for libpq's connect_timeout (never under 2 s): this
+    check fails first, with ``DependencyUnavailable`` naming the database.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from integration_service.dependencies import POSTGRESQL, Dependencies, probe_postgresql
+
+    engine = create_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args={"connect_timeout": max(2, int(settings.dependency_timeout))},
+    )
+    try:
+        Dependencies.of(settings).check(
+            {POSTGRESQL: lambda: probe_postgresql(engine)},
+            within=remaining(settings.dependency_timeout),
+        )
+    finally:
+        engine.dispose()
+
+
 @click.command()
 @click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
 @guarded
 def migrate(revision: str) -> None:
-    """Apply Alembic migrations to DATABASE_URL."""
+    """Apply Alembic migrations to DATABASE_URL (exit 4 if it cannot be reached)."""
+    reach_database(current_settings())
     upgrade(revision)
     click.echo(f"database at {revision}")

@@ -20,7 +20,7 @@ from integration_service.cli.output import (
     json_requested,
 )
 from integration_service.cli.sessions import status_document, status_text
-from integration_service.cli.wiring import open_client
+from integration_service.cli.wiring import DATABASE_AND_REDIS, EVERYTHING, open_client
 
 if TYPE_CHECKING:
     from integration_service.client import IntegrationClient, SessionStatus
@@ -113,7 +113,7 @@ def qr_login(
     """Start a QR login and show the QR code to scan in Telegram (Settings > Devices)."""
     from integration_service.sessions import state_machine as sm
 
-    with open_client() as client:
+    with open_client(needs=EVERYTHING) as client:
         handle = client.start_qr_login(tenant_id, app_id)
         result: dict[str, Any] = client.wait(handle, timeout=timeout)
         # The job's result names the login ticket; the QR itself is read from it.
@@ -162,7 +162,7 @@ def finalize(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
 
     # A login is in progress in these states; finalize waits until the session leaves them.
     in_progress = frozenset({sm.NEW, sm.QR_PENDING, sm.CODE_SENT, sm.PASSWORD_REQUIRED})
-    with open_client() as client:
+    with open_client(needs=DATABASE_AND_REDIS) as client:
         current = client.get_status(tenant_id, app_id)
         if current.state is None and not current.login:
             raise SessionNotFound(f"no session {current.tenant_id}/{current.app_id}")

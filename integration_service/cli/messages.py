@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from integration_service.cli.output import ExitCode, emit, finish, guarded, json_option
-from integration_service.cli.wiring import open_client
+from integration_service.cli.wiring import EVERYTHING, open_client
 
 SENT = "sent"
 
@@ -53,7 +53,7 @@ def send(
     as_json: bool,
 ) -> None:
     """Send a text message from a connected account or bot."""
-    with open_client() as client:
+    with open_client(needs=EVERYTHING) as client:
         handle = client.send_message(tenant_id, app_id, peer, body, idempotency_key=idempotency_key)
         queued = {
             "tenant_id": handle.tenant_id,

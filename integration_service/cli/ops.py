@@ -16,7 +16,7 @@ from integration_service.cli.output import (
     guarded,
     json_option,
 )
-from integration_service.cli.wiring import current_settings, open_client
+from integration_service.cli.wiring import DATABASE, EVERYTHING, current_settings, open_client
 
 if TYPE_CHECKING:
     from integration_service.maintenance import ImportReport, RotationReport
@@ -70,7 +70,7 @@ def validate(tenant_id: str, app_id: str, wait: bool, timeout: float, as_json: b
     """
     from integration_service.sessions import state_machine as sm
 
-    with open_client() as client:
+    with open_client(needs=EVERYTHING) as client:
         handle = client.validate_session(tenant_id, app_id)
         if not wait:
             emit(
@@ -141,7 +141,7 @@ def migrate_sessions(
             f"legacy session directory {directory} does not exist",
             error="not_found",
         )
-    with open_client(settings) as client:
+    with open_client(settings, needs=DATABASE) as client:
         report = import_sessions(
             directory,
             store=client.store,
@@ -189,7 +189,7 @@ def rotate_keys(no_new_key: bool, batch_size: int, as_json: bool) -> None:
 
     settings = current_settings()
     cipher = build_cipher(settings)
-    with open_client(settings) as client:
+    with open_client(settings, needs=DATABASE) as client:
         report = rotate_session_keys(
             client.engine, cipher, batch_size=batch_size, rotate_key=not no_new_key
         )

@@ -182,12 +182,7 @@ def _unreachable_dependency(error: BaseException) -> DependencyUnavailable | Non
         settings = get_settings()
     except SettingsError:
         return None
-    dependencies = Dependencies(
-        settings.database_url,
-        settings.redis_url,
-        settings.broker_url,
-        settings.dependency_timeout,
-    )
+    dependencies = Dependencies.of(settings)
     dependency = dependencies.classify(error)
     return None if dependency is None else dependencies.unavailable(dependency, error)
 

@@ -59,14 +59,20 @@ def run(
 ) -> None:
     """Start the emulator (unless TELEGRAM_API_ID/HASH are set), workers, beat and Flower.
 
-    A bad setting, or a database that cannot be reached for the migrations, ends it
-    before anything starts, with one line and the exit code of the other commands.
+    A bad setting (exit 2), or PostgreSQL, Redis or the broker out of reach within
+    DEPENDENCY_TIMEOUT (exit 4), ends it before anything starts, with one line, as for
+    the other commands.
     """
+    from integration_service.cli.wiring import EVERYTHING, open_client
     from integration_service.devserver import supervisor
     from integration_service.devserver.processes import Ports, plan
     from integration_service.settings import get_settings
 
     settings = get_settings()
+    # Every process needs all three: better one line now than five processes failing
+    # their start-up, or the readiness wait giving up after two minutes.
+    with open_client(settings, needs=EVERYTHING):
+        pass
     if migrate:
         from integration_service.cli.database import upgrade
 

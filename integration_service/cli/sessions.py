@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from integration_service.cli.output import emit, guarded, json_option
-from integration_service.cli.wiring import open_client
+from integration_service.cli.wiring import DATABASE, DATABASE_AND_REDIS, open_client
 
 if TYPE_CHECKING:
     from integration_service.client import SessionStatus
@@ -127,7 +127,7 @@ def list_sessions(
     if given is None:
         raise click.UsageError("missing the tenant: integration-service list TENANT_ID")
     tenant = inputs.identifier("tenant_id", given)
-    with open_client() as client:
+    with open_client(needs=DATABASE) as client:
         # An unknown tenant is a typo far more often than an empty tenant: say so.
         client._require_tenant(tenant)
         rows = client.store.list_sessions(tenant_id=tenant, states=states or None, limit=limit)
@@ -193,7 +193,7 @@ def status(tenant_id: str, app_id: str, as_json: bool) -> None:
     """
     from integration_service.store import SessionNotFound
 
-    with open_client() as client:
+    with open_client(needs=DATABASE_AND_REDIS) as client:
         current = client.get_status(tenant_id, app_id)
         qr = None
         if current.login.get("status") == QR_PENDING:
@@ -219,6 +219,6 @@ def tenant_add(tenant_id: str, name: str | None, as_json: bool) -> None:
     from integration_service import inputs
 
     identifier = inputs.identifier("tenant_id", tenant_id)
-    with open_client() as client:
+    with open_client(needs=DATABASE) as client:
         client.store.ensure_tenant(identifier, name)
     emit({"tenant_id": identifier, "registered": True}, f"tenant {identifier} registered")

@@ -4,7 +4,8 @@ Each command runs as a real process (``python -m integration_service.cli``) agai
 PostgreSQL, Redis (DB 7) and RabbitMQ (a private vhost), with one of them pointed at a
 closed port (refused at once) or at a silent server (accepts, never answers: only the
 client's own timeout ends the wait). The dead URL carries a password; it must appear
-nowhere. Wall time is measured, never slept.
+nowhere. Wall time is measured around the whole process, never slept: DEPENDENCY_TIMEOUT
+bounds the command, start-up and exit included (integration_service/cli/budget.py).
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +39,13 @@ from tests.support.unreachable import closed_port, silent_server
 TENANT = "tenant-cli-deps"
 REDIS_URL = "redis://127.0.0.1:6379/7"
 PASSWORD = "s3cret-pw"
-# Process start-up (imports, a loaded 2-core machine) on top of DEPENDENCY_TIMEOUT.
+# A refused connection is named at once; the slack is for a loaded 2-core machine.
 MARGIN = 3.0
 DEFAULT_TIMEOUT = 5.0
+# A silent dependency: the command's budget covers its start-up and exit, so the whole
+# process ends within DEPENDENCY_TIMEOUT, plus this for fork/exec and the error's print.
+SILENT_TIMEOUT = 2
+SILENT_MARGIN = 0.5
 
 POSTGRESQL, REDIS, RABBITMQ = "postgresql", "redis", "rabbitmq"
 ALL = frozenset({POSTGRESQL, REDIS, RABBITMQ})
@@ -50,18 +60,33 @@ class Run:
     seconds: float
 
 
-def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> Run:
+def run_cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120
+) -> Run:
+    """Run the CLI as a process of its own session. A ``run`` that started processes
+    after all (the bug these tests look for) is stopped at ``timeout`` the way Ctrl-C
+    stops it (honcho's children have sessions of their own: it stops them itself)."""
     started = time.monotonic()
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "integration_service.cli", *args],
         env=env,
-        input=stdin,
-        capture_output=True,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
+        start_new_session=True,
     )
-    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+        pytest.fail(f"{args} still running after {timeout}s: {stdout[-2000:]} {stderr[-2000:]}")
+    return Run(process.returncode, stdout, stderr, time.monotonic() - started)
 
 
 def dead_url(dependency: str, port: int) -> tuple[str, str, str]:
@@ -76,7 +101,11 @@ def dead_url(dependency: str, port: int) -> tuple[str, str, str]:
 
 
 @pytest.fixture(scope="module")
-def environment(database_url: str, engine: Engine) -> Iterator[dict[str, str]]:
+def environment(
+    database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    legacy = tmp_path_factory.mktemp("legacy-sessions")
+    (legacy / TENANT).mkdir()  # migrate-sessions reads SESSIONS_BASE_PATH/<tenant>
     store = SessionStore(engine)
     store.ensure_tenant(TENANT)
     store.save(SessionMaterial(SessionKey(TENANT, "live"), "user", "authorized", lease_epoch=0))
@@ -95,6 +124,7 @@ def environment(database_url: str, engine: Engine) -> Iterator[dict[str, str]]:
             "REDIS_URL": REDIS_URL,
             "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
             "ROUTE_TO_OWNER": "true",
+            "SESSIONS_BASE_PATH": str(legacy),
         }
     redis.Redis.from_url(REDIS_URL).flushdb()
 
@@ -116,12 +146,24 @@ COMMANDS: dict[str, tuple[list[str], str | None, frozenset[str]]] = {
     "list": (["list", TENANT], None, frozenset({POSTGRESQL})),
     "tenant add": (["tenant", "add", "tenant-cli-deps-2"], None, frozenset({POSTGRESQL})),
     "migrate": (["migrate"], None, frozenset({POSTGRESQL})),
+    "rotate-keys": (["rotate-keys", "--no-new-key"], None, frozenset({POSTGRESQL})),
+    "migrate-sessions": (
+        ["migrate-sessions", "--tenant", TENANT, "--dry-run"],
+        None,
+        frozenset({POSTGRESQL}),
+    ),
+    # Prints its table on stdout (the failing row names the address) and exits 4.
+    "health": (["health"], None, ALL),
 }
 CASES = [
     pytest.param(name, dependency, id=f"{name}-{dependency}")
     for name, (_args, _stdin, needs) in COMMANDS.items()
     for dependency in sorted(needs)
 ]
+# The commands an operator runs most, each against a silent server per dependency.
+SILENT = ("status", "list", "send", "validate", "qr-login", "tenant add", "migrate")
+SILENT_CASES = [case for case in CASES if case.values[0] in SILENT]
+HEALTH_ROWS = {POSTGRESQL: "postgres", REDIS: "redis", RABBITMQ: "broker"}
 
 
 def assert_one_line(run: Run, dependency: str, address: str, reason: str) -> None:
@@ -132,6 +174,20 @@ def assert_one_line(run: Run, dependency: str, address: str, reason: str) -> Non
     assert PASSWORD not in run.stdout + run.stderr
 
 
+def assert_health_names(run: Run, dependency: str, address: str, reason: str) -> None:
+    """health keeps its table: the failing row says where and why, the others are ok."""
+    assert run.returncode == ExitCode.DEPENDENCY_DOWN, run
+    assert run.stderr == "", run
+    lines = run.stdout.splitlines()
+    assert lines[0].split()[:3] == ["COMPONENT", "RESULT", "LATENCY"] and lines[-1] == "NOT READY"
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    failing = rows.pop(HEALTH_ROWS[dependency])
+    assert failing.split()[1] == "FAIL", failing
+    assert failing.endswith(f"  unreachable at {address}: {reason}"), failing
+    assert all(row.split()[1] == "ok" for row in rows.values()), rows
+    assert PASSWORD not in run.stdout
+
+
 @pytest.mark.parametrize(("name", "dependency"), CASES)
 def test_a_closed_port_is_named_at_once(
     environment: dict[str, str], name: str, dependency: str
@@ -139,20 +195,104 @@ def test_a_closed_port_is_named_at_once(
     args, stdin, _needs = COMMANDS[name]
     variable, url, address = dead_url(dependency, closed_port())
     run = run_cli(args, {**environment, variable: url}, stdin)
-    assert_one_line(run, dependency, address, "connection refused")
+    if name == "health":
+        assert_health_names(run, dependency, address, "connection refused")
+    else:
+        assert_one_line(run, dependency, address, "connection refused")
     assert run.seconds < DEFAULT_TIMEOUT + MARGIN, run.seconds
 
 
-@pytest.mark.parametrize("dependency", sorted(ALL))
-def test_a_silent_dependency_fails_within_dependency_timeout(
-    environment: dict[str, str], dependency: str
+@pytest.mark.parametrize(("name", "dependency"), SILENT_CASES)
+def test_a_silent_dependency_fails_the_whole_command_within_dependency_timeout(
+    environment: dict[str, str], name: str, dependency: str
 ) -> None:
-    args, _stdin, _needs = COMMANDS["send"]
+    args, stdin, _needs = COMMANDS[name]
     with silent_server() as port:
         variable, url, address = dead_url(dependency, port)
-        run = run_cli(args, {**environment, variable: url, "DEPENDENCY_TIMEOUT": "2"})
-    assert_one_line(run, dependency, address, "no answer within 2s")
-    assert run.seconds < 2 + MARGIN, run.seconds
+        env = {**environment, variable: url, "DEPENDENCY_TIMEOUT": str(SILENT_TIMEOUT)}
+        run = run_cli(args, env, stdin)
+    assert_one_line(run, dependency, address, f"no answer within {SILENT_TIMEOUT}s")
+    # Start-up, the wait and exit: all of it within the one budget.
+    assert run.seconds <= SILENT_TIMEOUT + SILENT_MARGIN, run.seconds
+
+
+@contextmanager
+def refusing_postgres(sqlstate: str, message: str) -> Iterator[int]:
+    """A loopback server speaking just enough of PostgreSQL's protocol to refuse a login
+    with ``sqlstate`` (the local server trusts every login, so it never refuses one).
+    Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    fields = b"SFATAL\0VFATAL\0C" + sqlstate.encode() + b"\0M" + message.encode() + b"\0\0"
+    refusal = b"E" + struct.pack("!i", len(fields) + 4) + fields
+
+    def read(connection: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = connection.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("client went away")
+            data += chunk
+        return data
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection, suppress(OSError):
+                connection.settimeout(5)
+                while True:
+                    length, code = struct.unpack("!ii", read(connection, 8))
+                    read(connection, length - 8)
+                    if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: no
+                        connection.sendall(b"N")
+                        continue
+                    connection.sendall(refusal)  # the startup message: refused
+                    break
+
+    thread = threading.Thread(target=serve, name="refusing-postgres", daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+@pytest.mark.parametrize("name", ["list", "migrate", "health"])
+def test_a_database_that_does_not_exist_is_named_so(environment: dict[str, str], name: str) -> None:
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/is_no_such_db"
+    run = run_cli(COMMANDS[name][0], {**environment, "DATABASE_URL": url})
+    address, reason = "127.0.0.1:5432/is_no_such_db", "database does not exist"
+    if name == "health":
+        assert_health_names(run, POSTGRESQL, address, reason)
+    else:
+        assert_one_line(run, POSTGRESQL, address, reason)
+
+
+def test_a_role_that_does_not_exist_is_an_authentication_failure(
+    environment: dict[str, str],
+) -> None:
+    url = f"postgresql://is_no_such_role:{PASSWORD}@127.0.0.1:5432/postgres"
+    run = run_cli(["list", TENANT], {**environment, "DATABASE_URL": url})
+    assert_one_line(
+        run, POSTGRESQL, "127.0.0.1:5432/postgres", "authentication failed (no such role)"
+    )
+    assert "is_no_such_role" not in run.stderr  # the address never names the user
+
+
+def test_a_wrong_password_is_an_authentication_failure(environment: dict[str, str]) -> None:
+    message = 'password authentication failed for user "svc"'
+    with refusing_postgres("28P01", message) as port:
+        url = f"postgresql://svc:{PASSWORD}@127.0.0.1:{port}/app"
+        run = run_cli(["list", TENANT], {**environment, "DATABASE_URL": url})
+    assert_one_line(run, POSTGRESQL, f"127.0.0.1:{port}/app", "authentication failed")
 
 
 def test_the_failure_as_json(environment: dict[str, str]) -> None:
@@ -194,11 +334,28 @@ def test_run_with_a_bad_setting_prints_one_line_and_exits_2(
     assert not state.exists()  # nothing was started
 
 
-def test_run_with_the_database_down_names_it_before_starting_anything(
-    environment: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("migrate", ["--migrate", "--no-migrate"])
+@pytest.mark.parametrize("dependency", sorted(ALL))
+def test_run_with_a_dependency_down_names_it_before_starting_anything(
+    environment: dict[str, str], tmp_path: Path, dependency: str, migrate: str
 ) -> None:
     state = tmp_path / "state"
-    variable, url, address = dead_url(POSTGRESQL, closed_port())
-    run = run_cli(["run", "--state-dir", str(state)], {**environment, variable: url})
-    assert_one_line(run, POSTGRESQL, address, "connection refused")
+    variable, url, address = dead_url(dependency, closed_port())
+    args = ["run", "--state-dir", str(state), migrate]
+    run = run_cli(args, {**environment, variable: url}, timeout=DEFAULT_TIMEOUT + MARGIN)
+    assert_one_line(run, dependency, address, "connection refused")
+    assert not state.exists()  # nothing was started
+
+
+@pytest.mark.parametrize("dependency", sorted(ALL))
+def test_run_with_a_silent_dependency_fails_within_dependency_timeout(
+    environment: dict[str, str], tmp_path: Path, dependency: str
+) -> None:
+    state = tmp_path / "state"
+    with silent_server() as port:
+        variable, url, address = dead_url(dependency, port)
+        env = {**environment, variable: url, "DEPENDENCY_TIMEOUT": str(SILENT_TIMEOUT)}
+        run = run_cli(["run", "--state-dir", str(state)], env, timeout=DEFAULT_TIMEOUT + MARGIN)
+    assert_one_line(run, dependency, address, f"no answer within {SILENT_TIMEOUT}s")
+    assert run.seconds <= SILENT_TIMEOUT + SILENT_MARGIN, run.seconds
     assert not state.exists()
