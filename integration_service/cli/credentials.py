@@ -1,10 +1,11 @@
 """``code-login``, ``password`` and ``bot-login``: the steps that carry a secret.
 
 A secret typed as an argument stays in shell history and in ``ps`` output for everyone
-on the host, so passwords and bot tokens are only ever read from a hidden prompt or from
-stdin; a login code, short-lived and asked for by ``--code``, may be given inline but
-``--code -`` reads it from stdin too. The value goes straight to the producer API, which
-validates it and hands it to the worker through a one-time drop; nothing here prints it.
+on the host, so passwords, bot tokens and login codes are only ever read from a hidden
+prompt or from stdin (``code-login --code`` prompts, ``--code -`` reads stdin; a code
+given as ``--code 12345`` is refused without being repeated). The value goes straight to
+the producer API, which validates it and hands it to the worker through a one-time drop;
+nothing here prints it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import click
 
 from integration_service.cli.login_output import report_step
-from integration_service.cli.output import guarded, json_option
+from integration_service.cli.output import CommandFailure, ExitCode, guarded, json_option
 from integration_service.cli.wiring import EVERYTHING, open_client
 
 STDIN_MARKER = "-"
@@ -41,6 +42,24 @@ def _refuse_inline(
 inline_secret_guard = click.argument(
     "stray", nargs=-1, metavar="", expose_value=False, callback=_refuse_inline
 )
+CODE_ON_COMMAND_LINE = (
+    "the login code is never taken as an argument (ps and shell history show it): "
+    "give --code alone to be prompted, or --code - and pipe it to stdin"
+)
+
+
+def _code_from_stdin_only(
+    _context: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    # Refused while the arguments are parsed: before any connection or prompt, and
+    # without repeating the value (it is most likely the real code).
+    if value is not None and value != STDIN_MARKER:
+        failure = CommandFailure(
+            ExitCode.USAGE, CODE_ON_COMMAND_LINE, error="invalid_input", scrub=False
+        )
+        failure.show()
+        raise click.exceptions.Exit(int(failure.exit_code))
+    return value
 
 
 def read_secret(prompt: str) -> str:
@@ -61,7 +80,13 @@ def read_stdin_line() -> str:
 @click.option("--phone", help="Request a login code for this number (E.164, e.g. +4915...).")
 @click.option(
     "--code",
-    help="Submit the code Telegram sent; '-' reads it from stdin (keeps it out of history).",
+    is_flag=False,
+    flag_value=STDIN_MARKER,
+    default=None,
+    metavar="[-]",
+    callback=_code_from_stdin_only,
+    help="Submit the code Telegram sent, typed at a hidden prompt, or read from stdin "
+    "when piped ('--code -' says so explicitly). Never as an argument.",
 )
 @timeout_option
 @json_option
@@ -76,18 +101,25 @@ def code_login(
 ) -> None:
     """Log in with a phone code: first --phone (sends the code), then --code.
 
+    The code is typed at a hidden prompt or piped to stdin, never given as an argument.
+
     \b
     integration-service code-login acme shop-1 --phone +4915112345678
+    integration-service code-login acme shop-1 --code          (prompts for it)
     integration-service code-login acme shop-1 --code -  < code.txt
     """
     if (phone is None) == (code is None):
         raise click.UsageError("give exactly one of --phone (request a code) or --code")
+    from integration_service.store import SessionNotFound
+
     with open_client(needs=EVERYTHING) as client:
         if phone is not None:
             handle = client.request_code(tenant_id, app_id, phone)
         else:
-            value = read_stdin_line() if code == STDIN_MARKER else str(code)
-            handle = client.submit_code(tenant_id, app_id, value)
+            # As for the password: nobody should type a code for a session not there.
+            if client.get_status(tenant_id, app_id).state is None:
+                raise SessionNotFound(f"no session {tenant_id}/{app_id}")
+            handle = client.submit_code(tenant_id, app_id, read_secret("Login code"))
         result = client.wait(handle, timeout=timeout)
     report_step(result, handle.job_id)
 

@@ -18,7 +18,7 @@ FORWARD_STATES = frozenset({"authorized", "code_sent", "password_required", "qr_
 HIDDEN_RESULT_FIELDS = frozenset({"qr_png_base64"})
 
 NEXT_STEP = {
-    "code_sent": "next: integration-service code-login {t} {a} --code -   (code on stdin)",
+    "code_sent": "next: integration-service code-login {t} {a} --code   (or --code - < file)",
     "password_required": "next: integration-service password {t} {a}   (2FA password)",
 }
 

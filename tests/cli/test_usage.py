@@ -62,7 +62,8 @@ def test_rotate_keys_help_names_the_queued_way() -> None:
         (["send", "t", "a", "--text", "hi"], "Missing option '--peer'"),
         (["send", "t", "a", "--peer", "@someone"], "Missing option '--text'"),
         (["code-login", "t", "a"], "exactly one of --phone"),
-        (["code-login", "t", "a", "--phone", "+4915112345678", "--code", "12345"], "exactly one"),
+        (["code-login", "t", "a", "--phone", "+4915112345678", "--code", "-"], "exactly one"),
+        (["code-login", "t", "a", "--phone", "+4915112345678", "--code"], "exactly one"),
         # Secrets are never accepted as arguments.
         (["password", "t", "a", "hunter2"], "never taken as an argument"),
         (["bot-login", "t", "a", "123:hunter2"], "never taken as an argument"),
@@ -79,6 +80,35 @@ def test_usage_errors_exit_2(args: list[str], fragment: str) -> None:
     assert result.exit_code == ExitCode.USAGE, result.output
     assert fragment in result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["code-login", "t", "a", "--code", "hunter2"],
+        ["code-login", "t", "a", "--code=hunter2"],
+        ["code-login", "t", "a", "--code", "hunter2", "--json"],
+        ["code-login", "t", "a", "--phone", "+4915112345678", "--code", "hunter2"],
+    ],
+)
+def test_a_login_code_on_the_command_line_is_refused_in_one_line(args: list[str]) -> None:
+    # No dependency is reached (none is running at these addresses): refused while parsing.
+    result = run_cli(args, env={**BROKER_DOWN, **DATABASE_DOWN})
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    if "--json" in args:
+        assert [json.loads(line)["error"] for line in lines] == ["invalid_input"]
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: the login code is never taken")
+    assert "--code -" in lines[0] and "prompt" in lines[0]
+    assert "hunter2" not in result.output
+
+
+def test_code_login_help_says_the_code_is_prompted_or_piped() -> None:
+    text = " ".join(run_cli(["code-login", "--help"]).stdout.split())
+    assert "hidden prompt" in text and "--code - < code.txt" in text
+    assert "Never as an argument" in text
 
 
 def test_invalid_identifier_is_one_clear_line() -> None:
