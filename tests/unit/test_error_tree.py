@@ -84,6 +84,9 @@ ALLOWED_RAISES: dict[tuple[str, str], str] = {
     ("integration_service.cli.credentials", "click.exceptions.UsageError"): (
         "click: usage, exit 2"
     ),
+    ("integration_service.cli.credentials", "click.exceptions.Exit"): (
+        "click: exit 2 from a parameter callback, after its one line (a code given as an argument)"
+    ),
     ("integration_service.jobs.base", "celery.exceptions.Ignore"): "Celery: a repeat's no-op",
     ("integration_service.jobs.base", "celery.exceptions.Reject"): (
         "Celery: the broker drops a job whose dead letter could not be published"
@@ -104,6 +107,10 @@ REVIEWED_RAISES: dict[tuple[str, str], str] = {
     ("integration_service.store.sessions", "wrapped"): "to_store_error(): a StoreError",
     ("integration_service.client", "self.dependencies.unavailable"): (
         "Dependencies.unavailable: a DependencyUnavailable"
+    ),
+    ("integration_service.dependencies", "error"): (
+        "a probe's own exception that is no connection failure, re-raised in the caller's "
+        "thread as the library raised it: what reaching()'s bare raise does in-thread"
     ),
 }
 
