@@ -33,15 +33,16 @@ redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; 
 if ! redis_up; then
   log "starting Redis"
   mkdir -p /var/lib/redis /var/log/redis
+  # Daemons outlive this script: no descriptor above 2 (a caller's lock) goes with them.
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 fi
 wait_until 30 "Redis" redis_up
 
 rabbit_up() { rabbitmq-diagnostics -q check_port_connectivity; }
 if ! rabbit_up; then
   log "starting RabbitMQ"
-  rabbitmq-server -detached || true
+  rabbitmq-server -detached 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- || true
 fi
 wait_until 120 "RabbitMQ" rabbit_up
 
@@ -61,8 +62,12 @@ if [ "$want_openbao" = 1 ]; then
     # A random dev token per machine, kept out of the repository and readable by us only.
     [ -s "$token_file" ] || (umask 077; python3 -c 'import secrets; print("dev-" + secrets.token_hex(16))' > "$token_file")
     log "starting OpenBao dev server on ${addr#http://}"
-    nohup "$venv/bin/bao" server -dev -dev-listen-address="${addr#http://}" \
-      -dev-root-token-id="$(cat "$token_file")" > "$state/openbao/server.log" 2>&1 &
+    # The token goes by environment, not argv: `ps` shows every process's arguments.
+    # Descriptors above 2 are closed: the server outlives this script and must not hold a
+    # lock a caller took around it (flock(1) passes its lock descriptor down).
+    BAO_DEV_ROOT_TOKEN_ID="$(cat "$token_file")" nohup "$venv/bin/bao" server -dev \
+      -dev-listen-address="${addr#http://}" > "$state/openbao/server.log" 2>&1 \
+      3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     echo $! > "$state/openbao/pid"
     wait_until 30 "OpenBao" bao_up
     VAULT_ADDR="$addr" VAULT_TOKEN="$(cat "$token_file")" "$venv/bin/bao" secrets enable transit >/dev/null 2>&1 || true

@@ -27,7 +27,11 @@ from integration_service.errors import (
     ServiceError,
     UnexpectedError,
 )
-from integration_service.jobs.carried_headers import carried_headers, carried_reprs
+from integration_service.jobs.carried_headers import (
+    carried_headers,
+    carried_reprs,
+    request_header,
+)
 from integration_service.jobs.dead_letter import (
     FAILED_AT_HEADER,
     failure_headers,
@@ -116,7 +120,7 @@ class ServiceTask(_Task):
 
     def _queue(self) -> str:
         """The job class (high/mid/low) for metric labels, also for per-worker queues."""
-        delivery = getattr(self.request, "delivery_info", None) or {}
+        delivery = self.request.delivery_info or {}
         return job_class_of(delivery.get("routing_key"), "unknown")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -163,6 +167,10 @@ class ServiceTask(_Task):
                     reason=str(error),
                     retries=self.request.retries,
                 )
+            earlier = self._earlier_dead_letter()
+            if earlier is not None:
+                status = "repeated"
+                self._repeat(earlier)  # raises Ignore: the first failure stays the outcome
             self._gave_up(error, args, kwargs)
             self._dead_letter(error, args, kwargs)
             self._journal_outcome(
@@ -187,25 +195,35 @@ class ServiceTask(_Task):
             return None
 
     def _run_once(self, args: Any, kwargs: Any) -> Any:
-        journal = self.job_journal() if self.journalled else None
+        journal = self.job_journal()
         if journal is not None and self.request.id:
-            first = journal.get(self.request.id)
-            if first is not None and first.status == "dead_lettered" and self._redriven():
+            if self._redriven():
                 # An operator re-drove the dead letter: that is a request to run it again.
                 journal.forget(self.request.id)
-            elif first is not None:
+            elif self.journalled and (first := journal.get(self.request.id)) is not None:
                 return self._repeat(first)
         result = super().__call__(*args, **kwargs)
         self._journal_outcome("succeeded", result, kwargs)
         return result
 
+    def _earlier_dead_letter(self) -> JournalEntry | None:
+        """The journal entry of an earlier delivery of this very job that already ended in
+        the dead-letter queue, if any: then this failing repeat is acknowledged away and no
+        second dead letter is published. Read only on failure, so jobs that journal no
+        successes (sends) pay nothing for it on success."""
+        journal = self.job_journal()
+        if journal is None or not self.request.id:
+            return None
+        try:
+            first = journal.get(self.request.id)
+        except Exception:  # noqa: BLE001 - unknown: dead-letter (a duplicate beats a loss)
+            return None
+        return first if first is not None and first.status == "dead_lettered" else None
+
     def _redriven(self) -> bool:
         """Whether this delivery is a dead letter published back by an operator (it still
         carries the failure headers of its dead-lettering)."""
-        headers = getattr(self.request, "headers", None) or {}
-        if isinstance(headers, dict) and FAILED_AT_HEADER in headers:
-            return True
-        return getattr(self.request, FAILED_AT_HEADER, None) is not None
+        return request_header(self.request, FAILED_AT_HEADER) is not None
 
     def _repeat(self, first: JournalEntry) -> Any:
         """A delivery of a job that already finished: its first outcome, nothing re-run."""
@@ -223,7 +241,9 @@ class ServiceTask(_Task):
         return first.outcome
 
     def _journal_outcome(self, status: Any, outcome: Any, kwargs: Any) -> None:
-        journal = self.job_journal() if self.journalled else None
+        # Failures are journalled for every job (a repeat must not be dead-lettered twice);
+        # successes only for jobs that have no store of their own answering repeats.
+        journal = self.job_journal() if self.journalled or status != "succeeded" else None
         if journal is None or not self.request.id:
             return
         tenant_id, app_id = kwargs.get("tenant_id"), kwargs.get("app_id")

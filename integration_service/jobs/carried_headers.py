@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.app.task import Context
+
 BROKER_DEATH_HEADERS = frozenset(
     {
         "x-death",
@@ -27,9 +29,19 @@ BROKER_DEATH_HEADERS = frozenset(
 )
 
 
-def carried_headers(request: object, **extra: Any) -> dict[str, Any]:
+def request_header(request: Context, name: str) -> object:
+    """One header of the delivery, or None. Celery keeps a message's own headers in
+    ``request.headers`` when it was published with explicit headers, and merges them into
+    the request's fields otherwise (message protocol 2): look in both."""
+    headers = request.headers
+    if isinstance(headers, dict) and name in headers:
+        return headers[name]
+    return vars(request).get(name)
+
+
+def carried_headers(request: Context, **extra: Any) -> dict[str, Any]:
     """The request's headers minus the broker's dead-letter history, plus ``extra``."""
-    headers = getattr(request, "headers", None)
+    headers = request.headers
     carried = {
         key: value
         for key, value in (headers.items() if isinstance(headers, dict) else ())
@@ -45,11 +57,12 @@ def carried_headers(request: object, **extra: Any) -> dict[str, Any]:
 REPR_FIELDS = ("argsrepr", "kwargsrepr")
 
 
-def carried_reprs(request: object) -> dict[str, str]:
+def carried_reprs(request: Context) -> dict[str, str]:
     """The delivery's argument reprs, for its re-published copy (a retry or a forward)."""
     carried = {}
+    fields = vars(request)
     for name in REPR_FIELDS:
-        value = getattr(request, name, None)
+        value = fields.get(name)
         if isinstance(value, str):
             carried[name] = value
     return carried

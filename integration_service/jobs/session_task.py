@@ -13,7 +13,11 @@ from typing import Any
 from celery.exceptions import Ignore
 
 from integration_service.jobs.base import ServiceTask
-from integration_service.jobs.carried_headers import carried_headers, carried_reprs
+from integration_service.jobs.carried_headers import (
+    carried_headers,
+    carried_reprs,
+    request_header,
+)
 from integration_service.runtime.current import get_runtime
 from integration_service.runtime.forwarding import (
     HOPS_HEADER,
@@ -50,7 +54,7 @@ class SessionTask(ServiceTask):
     def _forward(self, owner: OwnedElsewhere, args: Any, kwargs: Any) -> None:
         runtime = self.runtime
         hops = next_hop_count(self._current_hops(), runtime.settings.forward_max_hops)
-        delivery = getattr(self.request, "delivery_info", None) or {}
+        delivery = self.request.delivery_info or {}
         job_class = job_class_of(delivery.get("routing_key"), self.default_job_class)
         queue = worker_queue(owner.queue, job_class, runtime.settings.worker_queue_message_ttl)
         # Options Celery's apply_async passes on in its **options (celery-types does not
@@ -77,6 +81,4 @@ class SessionTask(ServiceTask):
         )
 
     def _current_hops(self) -> object:
-        headers = getattr(self.request, "headers", None) or {}
-        value = headers.get(HOPS_HEADER) if isinstance(headers, dict) else None
-        return value if value is not None else getattr(self.request, HOPS_HEADER, None)
+        return request_header(self.request, HOPS_HEADER)

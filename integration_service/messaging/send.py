@@ -33,6 +33,13 @@ class IdempotencyConflict(PermanentError):
     code = "idempotency_conflict"
 
 
+class SendFailedBefore(PermanentError):
+    """A second delivery of a send job that had already failed for good; carries the
+    first failure's code."""
+
+    code = "send_failed"
+
+
 class PeerNotFound(PermanentError):
     """The peer id is unknown to this account (Telegram needs its access hash)."""
 
@@ -124,6 +131,13 @@ def send_message(
     if entry.payload_sha256 != digest:
         raise IdempotencyConflict(
             f"idempotency key {idempotency_key!r} was used for another message"
+        )
+    if entry.status == "failed" and task_id is not None and entry.task_id == task_id:
+        # This very job failed before (a redelivery, a duplicate publish): its outcome is
+        # that failure, not a success reporting it.
+        raise SendFailedBefore(
+            entry.error_details or f"the send failed: {entry.error_code}",
+            code=entry.error_code or SendFailedBefore.code,
         )
     if entry.status != "queued":
         return SendOutcome.of(entry, repeated=True)

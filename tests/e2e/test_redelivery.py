@@ -20,6 +20,7 @@ from kombu import Connection
 
 from integration_service.client import IntegrationClient, JobHandle
 from integration_service.emulator.world.client_helper import random_phone
+from integration_service.messaging.send import IdempotencyConflict, PeerNotFound
 from integration_service.queues import dead_letter_queue
 from tests.support.processes import wait_for
 from tests.support.rabbitmq import peek_dead_letters
@@ -72,30 +73,27 @@ def client(system: SystemUnderTest, worker: WorkerProcess) -> IntegrationClient:
 
 def deliver_again(
     system: SystemUnderTest, worker: WorkerProcess, published: PublishLog, task_id: str
-) -> None:
-    """Publish the finished job again, same id and arguments; wait until the worker has
-    answered it from the job journal (or, for sends, the outbox)."""
+) -> str:
+    """Publish the finished job again, same id and arguments, and say how the worker
+    answered it: ``journal`` (from the job journal, nothing run) or ``ran`` (run again)."""
     job = published.jobs[task_id]
     options = {k: v for k, v in job.options.items() if k in {"kwargsrepr", "argsrepr", "headers"}}
     system.producer.send_task(
         job.name, args=job.args, kwargs=job.kwargs, task_id=task_id, **options
     )
 
-    def answered() -> bool:
+    def answered() -> str | None:
         finished = 0
         for line in worker.log().splitlines():
             if task_id not in line or not line.startswith("{"):
                 continue
             event = str(json.loads(line).get("event", ""))
             if event == "job_already_finished":
-                return True
-            # Sends are answered by the outbox: the second run succeeds, sending nothing.
-            # Without a journal the second run would fail ("raised"): the caller's
-            # assertions then say what went wrong.
+                return "journal"
             finished += event.startswith("Task ") and ("succeeded" in event or "raised" in event)
-        return finished >= 2
+        return "ran" if finished >= 2 else None
 
-    wait_for(answered, timeout=30, what=f"second delivery of {job.name} answered")
+    return wait_for(answered, timeout=30, what=f"second delivery of {job.name} answered")
 
 
 def dead_letters(system: SystemUnderTest) -> list[str]:
@@ -111,7 +109,10 @@ def assert_second_delivery_is_a_no_op(
     client: IntegrationClient,
 ) -> Any:
     first = client.wait(handle, timeout=30)
-    deliver_again(system, worker, published, handle.job_id)
+    # Sends are answered by their outbox row (the run finds it finished and sends
+    # nothing); every other job by the journal, without running at all.
+    expected = "ran" if handle.task == "tasks.messages.send_message" else "journal"
+    assert deliver_again(system, worker, published, handle.job_id) == expected, handle.task
     # The result the caller reads is still the first outcome.
     assert client.wait(handle, timeout=30) == first
     assert handle.job_id not in dead_letters(system)
@@ -219,7 +220,7 @@ def test_periodic_and_maintenance_jobs_delivered_again(
     ]:
         first = producer.send_task(name, kwargs=kwargs, task_id=f"again-{name}-{random_phone()}")
         outcome = first.get(timeout=60)
-        deliver_again(system, worker, published, first.id)
+        assert deliver_again(system, worker, published, first.id) == "journal", name
         assert producer.AsyncResult(first.id).get(timeout=30) == outcome, name
         assert first.id not in dead_letters(system), name
 
@@ -232,8 +233,48 @@ def test_a_dead_lettered_job_delivered_again_is_not_dead_lettered_twice(
         "tasks.maintenance.dead_letter_probe", args=["probe reason"], task_id=task_id
     )
     wait_for(lambda: task_id in dead_letters(system), timeout=30, what="the first dead letter")
-    deliver_again(system, worker, published, task_id)
+    assert deliver_again(system, worker, published, task_id) == "journal"
     assert dead_letters(system).count(task_id) == 1
+
+
+def test_failed_sends_delivered_again_keep_their_first_failure(
+    system: SystemUnderTest,
+    worker: WorkerProcess,
+    published: PublishLog,
+    client: IntegrationClient,
+) -> None:
+    """A send that failed for good (unknown peer, a reused idempotency key, a payload that
+    never parsed), delivered again: no second dead letter, the first failure stays the
+    outcome the caller reads."""
+    sender, recipient = system.provision(2, tenant_id=TENANT)
+    unknown = client.send_message(TENANT, sender.key.app_id, 987654321, "to nobody")
+    with pytest.raises(PeerNotFound):
+        client.wait(unknown, timeout=30)
+    ok = client.send_message(
+        TENANT, sender.key.app_id, recipient.peer, "first", idempotency_key="k"
+    )
+    assert client.wait(ok, timeout=30)["status"] == "sent"
+    conflict = client.send_message(
+        TENANT, sender.key.app_id, recipient.peer, "other text", idempotency_key="k"
+    )
+    with pytest.raises(IdempotencyConflict):
+        client.wait(conflict, timeout=30)
+    unparsable = f"again-bad-send-{random_phone()}"
+    system.producer.send_task(
+        "tasks.messages.send_message",
+        kwargs={"tenant_id": TENANT, "app_id": sender.key.app_id, "peer": "@x", "text": 5},
+        task_id=unparsable,
+    )
+    wait_for(lambda: unparsable in dead_letters(system), timeout=30, what="bad send dead letter")
+    for task_id in (unknown.job_id, conflict.job_id, unparsable):
+        assert deliver_again(system, worker, published, task_id) == "journal", task_id
+        assert dead_letters(system).count(task_id) == 1, task_id
+    with pytest.raises(PeerNotFound):
+        client.wait(unknown, timeout=30)
+    with pytest.raises(IdempotencyConflict):
+        client.wait(conflict, timeout=30)
+    texts = [m["text"] for m in system.control.messages(sender_id=sender.user_id)]
+    assert texts == ["first"]
 
 
 def failures_logged(worker: WorkerProcess, task_id: str) -> int:

@@ -68,7 +68,12 @@ class OpenBaoDevServer:
         self._workdir = tempfile.TemporaryDirectory(prefix="openbao-")
         log_path = Path(self._workdir.name) / "bao.log"
         # HOME points into the scratch dir: the dev server writes a token helper file there.
-        environment = {**os.environ, "HOME": self._workdir.name}
+        # The root token goes by environment: `ps` shows every process's arguments.
+        environment = {
+            **os.environ,
+            "HOME": self._workdir.name,
+            "BAO_DEV_ROOT_TOKEN_ID": self.root_token,
+        }
         for variable in ("VAULT_ADDR", "BAO_ADDR", "VAULT_TOKEN", "BAO_TOKEN"):
             environment.pop(variable, None)
         with log_path.open("wb") as log:
@@ -77,7 +82,6 @@ class OpenBaoDevServer:
                     str(bao_binary()),
                     "server",
                     "-dev",
-                    f"-dev-root-token-id={self.root_token}",
                     f"-dev-listen-address=127.0.0.1:{self.port}",
                 ],
                 stdout=log,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from celery.app.task import Context
 
-from integration_service.jobs.carried_headers import BROKER_DEATH_HEADERS, carried_headers
+from integration_service.jobs.carried_headers import (
+    BROKER_DEATH_HEADERS,
+    carried_headers,
+    request_header,
+)
 from integration_service.messaging.pacing import PACE_RESERVED_HEADER
 from integration_service.runtime.forwarding import HOPS_HEADER
 
 
 def test_dead_letter_history_is_dropped_and_the_jobs_own_headers_kept() -> None:
-    request = SimpleNamespace(
+    request = Context(
         headers={
             "x-death": [{"queue": "celery_delayed_0", "reason": "expired", "count": 1}],
             "x-first-death-queue": "celery_delayed_1",
@@ -31,5 +35,14 @@ def test_dead_letter_history_is_dropped_and_the_jobs_own_headers_kept() -> None:
 
 
 def test_a_request_without_headers_carries_only_the_extra_ones() -> None:
-    assert carried_headers(SimpleNamespace(headers=None)) == {}
-    assert carried_headers(SimpleNamespace(), a=1) == {"a": 1}
+    assert carried_headers(Context(headers=None)) == {}
+    assert carried_headers(Context(), a=1) == {"a": 1}
+
+
+def test_a_header_is_read_from_the_headers_or_the_requests_own_fields() -> None:
+    # Celery keeps explicit publish headers in ``headers`` and merges a message's other
+    # headers into the request's fields (message protocol 2).
+    assert request_header(Context(headers={HOPS_HEADER: 2}), HOPS_HEADER) == 2
+    assert request_header(Context({HOPS_HEADER: 3}), HOPS_HEADER) == 3
+    assert request_header(Context({"x-failure-at": 1.5}), "x-failure-at") == 1.5
+    assert request_header(Context(), HOPS_HEADER) is None
