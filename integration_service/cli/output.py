@@ -104,6 +104,12 @@ def emit(data: dict[str, Any], text: str | Callable[[], str]) -> None:
 
 def failure_for(error: BaseException) -> CommandFailure:
     """The exit code and one-line message for an error a command let through."""
+    unreachable = _unreachable_dependency(error)
+    if unreachable is not None:
+        # Names the dependency and its address (never credentials): "redis unreachable
+        # at 127.0.0.1:6379/0: connection refused". Before the imports below: a command
+        # out of budget should not spend a tenth of a second importing Celery to say so.
+        return CommandFailure(ExitCode.DEPENDENCY_DOWN, str(unreachable), error=unreachable.code)
     import kombu.exceptions
     import redis.exceptions
     import sqlalchemy.exc
@@ -116,11 +122,6 @@ def failure_for(error: BaseException) -> CommandFailure:
     from integration_service.store import SessionNotFound, StoreError, StoreUnavailable
     from integration_service.telegram.terminated import SessionTerminated
 
-    unreachable = _unreachable_dependency(error)
-    if unreachable is not None:
-        # Names the dependency and its address (never credentials): "redis unreachable
-        # at 127.0.0.1:6379/0: connection refused".
-        return CommandFailure(ExitCode.DEPENDENCY_DOWN, str(unreachable), error=unreachable.code)
     message = str(error) or type(error).__name__
     # Timeouts first: the builtin TimeoutError is also an OSError.
     if isinstance(error, TimeoutError | CeleryTimeout):
