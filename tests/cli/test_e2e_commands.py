@@ -154,7 +154,11 @@ def test_code_login_from_stdin(system: SystemUnderTest) -> None:
     assert phone not in status.stdout and phone[1:] not in status.stdout
     code = system.control.login_code(phone)
     wrong_code = "00000" if code != "00000" else "11111"
-    wrong = cli(system, "code-login", TENANT, "code-app", "--code", wrong_code)
+    inline = cli(system, "code-login", TENANT, "code-app", "--code", code)
+    assert inline.exit_code == ExitCode.USAGE and "--code -" in inline.stderr, inline.output
+    assert_no_secret(inline, code)
+    # --code alone: a hidden prompt at a terminal, stdin when piped (as here).
+    wrong = cli(system, "code-login", TENANT, "code-app", "--code", input=wrong_code + "\n")
     assert wrong.exit_code == ExitCode.FAILED and "phone_code_invalid" in wrong.stdout
     right = cli(system, "code-login", TENANT, "code-app", "--code", "-", input=code + "\n")
     assert right.exit_code == ExitCode.OK, right.output
