@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from telethon import TelegramClient
 from telethon.sessions import StringSession
 
@@ -17,6 +18,8 @@ from integration_service.sessions.tickets import LoginTickets
 from integration_service.store import SessionKey, SessionMaterial
 from integration_service.telegram.errors import SessionTerminated
 from integration_service.telegram.fingerprint import fingerprint_of
+
+logger = structlog.get_logger(__name__)
 
 
 class AlreadyAuthorized(PermanentError):
@@ -146,7 +149,10 @@ def fail_login(
     error: str,
     task_id: str | None,
 ) -> LoginStatus:
-    """The login cannot go on (bad phone, bad token, expired QR): record it, drop the client."""
+    """The login cannot go on (bad phone, bad token, expired QR): record it, drop the client.
+
+    An expected outcome, not a failure of the job: one WARNING line with its code.
+    """
     sm.transition(
         runtime.store,
         key,
@@ -157,6 +163,13 @@ def fail_login(
     )
     tickets.finish(key, status=sm.FAILED, error=error)
     runtime.evict(key, "login_failed")
+    logger.warning(
+        "login_failed",
+        tenant_id=key.tenant_id,
+        app_id=key.app_id,
+        method=method,
+        code=error,
+    )
     return status(key, method, sm.FAILED, error=error)
 
 
