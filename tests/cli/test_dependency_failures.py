@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -34,7 +33,7 @@ from integration_service.cli.output import ExitCode
 from integration_service.queues import declare_topology
 from integration_service.store import SessionKey, SessionMaterial, SessionStore
 from tests.support.rabbitmq import private_vhost
-from tests.support.unreachable import closed_port, silent_server
+from tests.support.unreachable import closed_port, loopback_server, silent_server
 
 TENANT = "tenant-cli-deps"
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -221,9 +220,6 @@ def refusing_postgres(sqlstate: str, message: str) -> Iterator[int]:
     """A loopback server speaking just enough of PostgreSQL's protocol to refuse a login
     with ``sqlstate`` (the local server trusts every login, so it never refuses one).
     Yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
     fields = b"SFATAL\0VFATAL\0C" + sqlstate.encode() + b"\0M" + message.encode() + b"\0\0"
     refusal = b"E" + struct.pack("!i", len(fields) + 4) + fields
 
@@ -236,33 +232,21 @@ def refusing_postgres(sqlstate: str, message: str) -> Iterator[int]:
             data += chunk
         return data
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with connection, suppress(OSError):
-                connection.settimeout(5)
-                while True:
-                    length, code = struct.unpack("!ii", read(connection, 8))
-                    read(connection, length - 8)
-                    if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: no
-                        connection.sendall(b"N")
-                        continue
-                    connection.sendall(refusal)  # the startup message: refused
-                    break
+    def refuse(connection: socket.socket) -> None:
+        with suppress(OSError):
+            connection.settimeout(5)
+            while True:
+                length, code = struct.unpack("!ii", read(connection, 8))
+                read(connection, length - 8)
+                if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: no
+                    connection.sendall(b"N")
+                    continue
+                connection.sendall(refusal)  # the startup message: refused
+                break
+        connection.close()
 
-    thread = threading.Thread(target=serve, name="refusing-postgres", daemon=True)
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+    with loopback_server(refuse, name="refusing-postgres") as port:
+        yield port
 
 
 @pytest.mark.parametrize("name", ["list", "migrate", "health"])

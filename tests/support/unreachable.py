@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -21,14 +21,17 @@ def closed_port() -> int:
 
 
 @contextmanager
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers; yields the port."""
+def loopback_server(
+    on_connection: Callable[[socket.socket], None], *, name: str = "loopback-server"
+) -> Iterator[int]:
+    """A loopback port whose every connection goes to ``on_connection`` (in the server's
+    thread); yields the port. Connections the handler leaves open are closed at the end."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     listener.settimeout(0.2)
-    held: list[socket.socket] = []
+    accepted: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -39,15 +42,23 @@ def silent_server() -> Iterator[int]:
                 continue
             except OSError:
                 return
-            held.append(connection)
+            accepted.append(connection)
+            on_connection(connection)
 
-    thread = threading.Thread(target=accept, name="silent-server", daemon=True)
+    thread = threading.Thread(target=accept, name=name, daemon=True)
     thread.start()
     try:
         yield int(listener.getsockname()[1])
     finally:
         stop.set()
         thread.join(timeout=5)
-        for connection in held:
+        for connection in accepted:
             connection.close()
         listener.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers; yields the port."""
+    with loopback_server(lambda connection: None, name="silent-server") as port:
+        yield port
