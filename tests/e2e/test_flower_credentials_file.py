@@ -14,7 +14,6 @@ import base64
 import json
 import secrets
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import running, wait_for
+from tests.support.processes import running_flower
 from tests.support.rabbitmq import private_vhost
-from tests.support.system import free_port
 
 REDIS_DB = 5  # as the other Flower test; nothing here writes to it
 USER = "operator"
@@ -60,7 +58,6 @@ def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFlower]:
     auth_file.write_text(f"{USER}:{PASSWORD}\n", encoding="utf-8")
     auth_file.chmod(0o600)
     log_path = directory / "flower.log"
-    port = free_port()
     with private_vhost() as broker_url:
         env = {
             "CELERY_BROKER_URL": broker_url,
@@ -68,21 +65,8 @@ def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFlower]:
             "FLOWER_BASIC_AUTH_FILE": str(auth_file),
             "FLOWER_BASIC_AUTH": DECOY,
         }
-        args = [
-            sys.executable,
-            "-m",
-            "integration_service.observability.flower",
-            "--address=127.0.0.1",
-            f"--port={port}",
-        ]
-        with running(args, env=env, log_path=log_path) as process:
-
-            def up() -> bool:
-                assert process.poll() is None, log_path.read_text(errors="replace")
-                return get(port, "/healthcheck", None) == 200
-
-            wait_for(up, timeout=60, interval=0.3, what="Flower's /healthcheck")
-            yield RunningFlower(port, process.pid, log_path, auth_file)
+        with running_flower(env, log_path) as (port, pid):
+            yield RunningFlower(port, pid, log_path, auth_file)
 
 
 def test_the_files_credentials_open_the_api_and_nothing_else_does(

@@ -31,8 +31,8 @@ import pytest
 from integration_service.emulator.world.client_helper import random_phone
 from integration_service.runtime.session_runtime import session_context
 from integration_service.store import SessionKey
-from tests.support.processes import running, wait_for
-from tests.support.system import SystemUnderTest, WorkerProcess, free_port
+from tests.support.processes import running_flower, wait_for
+from tests.support.system import SystemUnderTest, WorkerProcess
 
 TENANT = "tenant-secrets"
 REDIS_DB = 5
@@ -85,24 +85,10 @@ def flower(
     system: SystemUnderTest, worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Flower]:
     log_path = tmp_path_factory.mktemp("flower") / "flower.log"
-    port = free_port()
     # As `integration-service run` starts it: the credentials in its environment only.
     env = {**system.env, "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"}
-    args = [
-        sys.executable,
-        "-m",
-        "integration_service.observability.flower",
-        "--address=127.0.0.1",
-        f"--port={port}",
-    ]
-    with running(args, env=env, log_path=log_path) as process:
+    with running_flower(env, log_path) as (port, _pid):
         dashboard = Flower(port, log_path)
-
-        def up() -> bool:
-            assert process.poll() is None, log_path.read_text(errors="replace")
-            return dashboard.get("/healthcheck", auth=False)[0] == 200
-
-        wait_for(up, timeout=60, interval=0.3, what="Flower's /healthcheck")
         assert dashboard.get("/api/tasks", auth=False)[0] == 401
 
         # Flower only knows the jobs whose events it received: wait until it sees one.

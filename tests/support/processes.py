@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,3 +81,34 @@ def celery_worker_args(name: str, queues: str, concurrency: int = 4) -> list[str
         "--without-mingle",
         "--without-gossip",
     ]
+
+
+@contextmanager
+def running_flower(env: dict[str, str], log_path: Path) -> Iterator[tuple[int, int]]:
+    """Flower started as `integration-service run` starts it (the project's wrapper, its
+    credentials in ``env`` only), on a free loopback port, up once /healthcheck answers.
+    Yields (port, pid)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    args = [
+        sys.executable,
+        "-m",
+        "integration_service.observability.flower",
+        "--address=127.0.0.1",
+        f"--port={port}",
+    ]
+    with running(args, env=env, log_path=log_path) as process:
+
+        def up() -> bool:
+            assert process.poll() is None, log_path.read_text(errors="replace")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthcheck", timeout=2
+                ) as answer:
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
+
+        wait_for(up, timeout=60, interval=0.3, what="Flower's /healthcheck")
+        yield port, process.pid
