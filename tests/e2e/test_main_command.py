@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -25,43 +24,10 @@ import redis
 from tests.support.emulator_control import EmulatorControl
 from tests.support.processes import REPO_ROOT, wait_for
 from tests.support.rabbitmq import private_vhost
-from tests.support.system import free_port
+from tests.support.system import free_block, http_get
 
 REDIS_DB = 9
 FLOWER_AUTH = "tester:flower-test-password"
-
-
-def free_block(size: int) -> int:
-    """A port p such that p+1 .. p+size are free."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65000 and all(_port_free(base + i) for i in range(1, size + 1)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def get(url: str, auth: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback
-    if auth is not None:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError:
-        return 0, ""  # nothing listens (any more)
 
 
 def stop_everything(process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -109,8 +75,9 @@ def running(
 ) -> Iterator[tuple[RunningSystem, subprocess.Popen[bytes]]]:
     cache = redis.Redis(db=REDIS_DB)
     cache.flushdb()
-    metrics_base = free_block(3)
-    flower = free_port()
+    # One block for every port `run` listens on: ports picked one by one could collide.
+    metrics_base = free_block(5)
+    flower = metrics_base + 5
     with private_vhost() as broker_url:
         env = {
             **os.environ,
@@ -119,7 +86,7 @@ def running(
             "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
             "STATE_DIR": str(tmp_path / "state"),
-            "EMULATOR_PORT": str(free_port()),
+            "EMULATOR_PORT": str(metrics_base + 4),
             "FLOWER_PORT": str(flower),
             "METRICS_BASE_PORT": str(metrics_base),
             "FLOWER_BASIC_AUTH": FLOWER_AUTH,
@@ -151,8 +118,8 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
 
     def all_healthy() -> bool:
         return (
-            all(get(url)[0] == 200 for url in ready)
-            and get(f"http://127.0.0.1:{system.flower}/healthcheck")[0] == 200
+            all(http_get(url)[0] == 200 for url in ready)
+            and http_get(f"http://127.0.0.1:{system.flower}/healthcheck")[0] == 200
             and (system.state_dir / "emulator" / "emulator.json").exists()
         )
 
@@ -193,8 +160,8 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
     assert [m["text"] for m in control.messages()] == ["hello from the CLI"]
 
     # Metrics: the seeds' names, after those jobs.
-    high = get(f"http://127.0.0.1:{system.metrics_base + 1}/metrics")[1]
-    bulk = get(f"http://127.0.0.1:{system.metrics_base + 2}/metrics")[1]
+    high = http_get(f"http://127.0.0.1:{system.metrics_base + 1}/metrics")[1]
+    bulk = http_get(f"http://127.0.0.1:{system.metrics_base + 2}/metrics")[1]
     for name in (
         "session_state_transitions_total",
         "session_lock_acquired_total",
@@ -217,8 +184,8 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
     assert "tenant" not in "".join(line for line in bulk.splitlines() if not line.startswith("#"))
 
     # Flower: the API with the configured credentials lists both workers.
-    assert get(f"http://127.0.0.1:{system.flower}/api/workers")[0] == 401
-    status, body = get(f"http://127.0.0.1:{system.flower}/api/workers?refresh=1", FLOWER_AUTH)
+    assert http_get(f"http://127.0.0.1:{system.flower}/api/workers")[0] == 401
+    status, body = http_get(f"http://127.0.0.1:{system.flower}/api/workers?refresh=1", FLOWER_AUTH)
     assert status == 200
     assert any(w.startswith("high@") for w in json.loads(body))
     assert any(w.startswith("bulk@") for w in json.loads(body))
@@ -228,5 +195,5 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) is not None
     for url in ready:
-        assert get(url)[0] != 200
+        assert http_get(url)[0] != 200
     assert redis.Redis(db=REDIS_DB).keys("session_lock:*") == []

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.test_main_command import free_block, stop_everything
+from tests.e2e.test_main_command import stop_everything
 from tests.support.emulator_control import EmulatorControl
 from tests.support.processes import REPO_ROOT, wait_for
 from tests.support.rabbitmq import private_vhost
-from tests.support.system import free_port
+from tests.support.system import free_block
 
 REDIS_DB = 5
 # honcho prefixes every line: "HH:MM:SS <process name> | <the process's line>".
@@ -72,9 +72,11 @@ def run_env(database_url: str, broker_url: str, tmp_path: Path) -> dict[str, str
         "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
         "STATE_DIR": str(tmp_path / "state"),
-        "EMULATOR_PORT": str(free_port()),
-        "FLOWER_PORT": str(free_port()),
-        "METRICS_BASE_PORT": str(free_block(3)),
+        # One block of free ports for all of them: ports picked one by one could land on
+        # the metrics ports base+1..+3 (seen once: a worker's "Address already in use").
+        "METRICS_BASE_PORT": str(base := free_block(5)),
+        "EMULATOR_PORT": str(base + 4),
+        "FLOWER_PORT": str(base + 5),
         "FLOWER_BASIC_AUTH": "tester:shutdown-test-password",
         "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
         "LOG_LEVEL": "INFO",

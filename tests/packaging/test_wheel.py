@@ -14,15 +14,11 @@ the wheel; the test asserts so.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -39,7 +35,7 @@ from integration_service.emulator.world.client_helper import random_phone
 from tests.support.database import scratch_database
 from tests.support.processes import stop_process, wait_for
 from tests.support.rabbitmq import private_vhost
-from tests.support.system import SystemUnderTest, free_port
+from tests.support.system import SystemUnderTest, free_block, http_get
 
 pytestmark = pytest.mark.e2e
 
@@ -136,37 +132,6 @@ def make_venv(root: Path, *install: str | Path) -> Venv:
     return venv
 
 
-def http_status(url: str, auth: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback only
-    if auth is not None:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError:
-        return 0, ""
-
-
-def free_block(size: int) -> int:
-    """A port p with p+1 .. p+size free (workers and beat listen on metrics_base+1..+3)."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65000 and all(_port_free(base + i) for i in range(1, size + 1)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @dataclass
 class Started:
     name: str
@@ -178,7 +143,7 @@ class Started:
 
     def wait_ready(self, url: str, *, timeout: float = 60, auth: str | None = None) -> None:
         wait_for(
-            lambda: self.process.poll() is not None or http_status(url, auth)[0] == 200,
+            lambda: self.process.poll() is not None or http_get(url, auth)[0] == 200,
             timeout=timeout,
             interval=0.25,
             what=f"{self.name} ready at {url}",
@@ -276,7 +241,9 @@ def test_wheel_migrates_starts_every_process_and_sends_from_any_directory(
         stack.callback(system.close)
         env = clean_env(**system.env, FLOWER_BASIC_AUTH=FLOWER_AUTH)
 
-        metrics_base, flower_port = free_block(3), free_port()
+        # One block of free ports: picked one by one, Flower's could be a metrics port.
+        metrics_base = free_block(4)
+        flower_port = metrics_base + 4
         probe: dict[str, Any] = json.loads(
             run(
                 [
@@ -314,7 +281,7 @@ def test_wheel_migrates_starts_every_process_and_sends_from_any_directory(
 
         # Flower loaded the app's configuration: it reaches our vhost and sees the worker.
         def flower_sees_worker() -> bool:
-            status, body = http_status(
+            status, body = http_get(
                 f"http://127.0.0.1:{flower_port}/api/workers?refresh=1", FLOWER_AUTH
             )
             return status == 200 and any(name.startswith("bulk@") for name in json.loads(body))

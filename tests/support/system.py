@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_block(size: int) -> int:
+    """A port p such that p+1 .. p+size are free (`run`'s workers and beat listen on
+    METRICS_BASE_PORT+1 .. +3)."""
+    for _ in range(50):
+        base = free_port()
+        if base + size < 65000 and all(_port_free(base + i) for i in range(1, size + 1)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+def http_get(url: str, auth: str | None = None) -> tuple[int, str]:
+    """Status and body of a GET on loopback (basic ``auth`` "user:password"); 0 when
+    nothing listens."""
+    request = urllib.request.Request(url)  # noqa: S310 - loopback only
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except OSError:
+        return 0, ""  # nothing listens (any more)
 
 
 @dataclass(frozen=True)
