@@ -79,6 +79,27 @@ class Settings(BaseSettings):
     # always recognised.
     job_journal_retention: int = Field(default=7 * 86400, ge=3600, le=90 * 86400)
 
+    # Inbound (listening sessions, placement, the event log and its relay).
+    # How many listening sessions one worker may hold; 0: this worker does not listen
+    # (the interactive `high` worker).
+    listen_capacity: int = Field(default=5000, ge=0, le=100000)
+    # How often placement claims and releases, and how many sessions per round at most
+    # (paced: a dead worker's sessions spread over the others without a stampede).
+    placement_interval: float = Field(default=5.0, gt=0, le=300)
+    placement_batch: int = Field(default=50, ge=1, le=10000)
+    event_retention_days: int = Field(default=7, ge=1, le=365)
+    # The relay's poll period when the log has nothing new to publish.
+    relay_poll_interval: float = Field(default=0.2, gt=0, le=60)
+    relay_batch: int = Field(default=500, ge=1, le=10000)
+
+    # Webhooks (Standard Webhooks signing; see integration_service/webhooks).
+    webhook_max_age: int = Field(default=24 * 3600, ge=1, le=30 * 86400)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+    webhook_allow_private: bool = False
+    webhook_max_in_flight: int = Field(default=4, ge=1, le=1000)
+    webhook_backoff_base: float = Field(default=1.0, gt=0, le=3600)
+    webhook_backoff_max: float = Field(default=3600.0, gt=0, le=86400)
+
     # Login and validation.
     qr_ticket_ttl: int = Field(default=600, ge=30, le=86400)
     session_validation_interval: int = Field(default=300, ge=1, le=86400)

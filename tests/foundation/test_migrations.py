@@ -13,6 +13,13 @@ TABLES = {
     "message_outbox",
     "integration_logs",
     "job_journal",
+    "inbound_state",
+    "inbound_channel_state",
+    "telegram_entities",
+    "inbound_events",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 

@@ -1,0 +1,285 @@
+"""The durable event log (migration 0007): append under Telegram's ids, read by cursor.
+
+Appends go through ``append_inbound_event``, which locks the session's ``inbound_state``
+row: an update already in the log is skipped, every new row gets the next per-session
+sequence, and sequences follow commit order. The feed writes the update state it reached
+in the same transaction as the rows it covers, so the stored state never runs ahead of
+the log (a crash re-reads what it had not committed; it never skips).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+
+from integration_service.errors import PermanentError
+from integration_service.inbound.events import Event, EventDraft
+from integration_service.store.errors import to_store_error
+from integration_service.store.guard import DatabaseGuard
+from integration_service.store.records import SessionKey
+
+EVENT_COLUMNS = "id, type, tenant_id, app_id, sequence, occurred_at, data, position"
+
+
+class EventCursorInvalid(PermanentError):
+    """A replay cursor that names no position: a sequence given without its app_id."""
+
+    code = "event_cursor_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateState:
+    """Telegram's update state of one account as far as the log covers it."""
+
+    pts: int
+    qts: int
+    date: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What a listener resumes from: the common box (None before the first getState)
+    and each channel's pts."""
+
+    common: UpdateState | None
+    channels: Mapping[int, int] = field(default_factory=dict)
+
+
+def event_from(row: RowMapping) -> Event:
+    return Event(
+        id=row["id"],
+        type=row["type"],
+        tenant_id=row["tenant_id"],
+        app_id=row["app_id"],
+        sequence=int(row["sequence"]),
+        occurred_at=row["occurred_at"],
+        data=row["data"],
+        position=int(row["position"]),
+    )
+
+
+class EventLog:
+    """Append events with the update state they reach; read them back by cursor."""
+
+    def __init__(self, engine: Engine, *, guard: DatabaseGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or DatabaseGuard()
+
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Connection]:
+        with self._guard.call():
+            try:
+                with self._engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as error:
+                raise to_store_error(error, operation) from None
+
+    # Writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        key: SessionKey,
+        drafts: Sequence[EventDraft],
+        *,
+        state: UpdateState | None = None,
+        channels: Mapping[int, int] | None = None,
+    ) -> list[uuid.UUID]:
+        """Store ``drafts`` (skipping any already stored) and, in the same transaction,
+        the update state they bring the session to. Returns the ids of new rows."""
+        with self._transaction(f"append events of {key}") as conn:
+            added = append_drafts(conn, key, drafts)
+            if state is not None:
+                _save_common(conn, key, state)
+            for channel_id, pts in (channels or {}).items():
+                _save_channel(conn, key, channel_id, pts)
+        return added
+
+    def reset_state(self, key: SessionKey) -> None:
+        """Forget the stored update state (a new login: another account may sit behind
+        the same key). Sequences go on; the next listener starts from updates.getState."""
+        with self._transaction(f"reset update state of {key}") as conn:
+            params = {"tenant_id": key.tenant_id, "app_id": key.app_id}
+            conn.execute(
+                text(
+                    "UPDATE inbound_state SET pts = NULL, qts = NULL, date = NULL, seq = NULL, "
+                    "updated_at = now() WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                params,
+            )
+            conn.execute(
+                text(
+                    "DELETE FROM inbound_channel_state "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                params,
+            )
+
+    # Reading ---------------------------------------------------------------------------
+
+    def state(self, key: SessionKey) -> StoredState:
+        params = {"tenant_id": key.tenant_id, "app_id": key.app_id}
+        with self._transaction(f"read update state of {key}") as conn:
+            row = conn.execute(
+                text(
+                    "SELECT pts, qts, date, seq FROM inbound_state "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                params,
+            ).first()
+            channels = conn.execute(
+                text(
+                    "SELECT channel_id, pts FROM inbound_channel_state "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                params,
+            ).all()
+        common = None
+        if row is not None and row.pts is not None:
+            common = UpdateState(
+                int(row.pts), int(row.qts or 0), int(row.date or 0), int(row.seq or 0)
+            )
+        return StoredState(common, {int(c.channel_id): int(c.pts) for c in channels})
+
+    def read(
+        self,
+        tenant_id: str,
+        *,
+        app_id: str | None = None,
+        after: int | uuid.UUID | None = None,
+        types: Collection[str] | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """Events of a tenant in log order, after a cursor.
+
+        ``after`` is an event id (any session of the tenant) or, with ``app_id``, a
+        per-session sequence. Only rows of transactions older than every running one are
+        read, ordered by (transaction, position): a row committed later can never sort
+        before the last one returned, so paging by cursor never skips an event.
+        """
+        where = ["tenant_id = :tenant_id", "txid < pg_snapshot_xmin(pg_current_snapshot())"]
+        params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
+        if app_id is not None:
+            where.append("app_id = :app_id")
+            params["app_id"] = app_id
+        if types:
+            where.append("type = ANY(:types)")
+            params["types"] = list(types)
+        with self._transaction("read events") as conn:
+            if isinstance(after, uuid.UUID):
+                where.append(
+                    "(txid, position) > (SELECT txid, position FROM inbound_events "
+                    "WHERE id = :after AND tenant_id = :tenant_id)"
+                )
+                params["after"] = after
+            elif after is not None:
+                if app_id is None:
+                    raise EventCursorInvalid("a sequence cursor needs the app_id it belongs to")
+                where.append("sequence > :after")
+                params["after"] = after
+            order = "sequence" if isinstance(after, int) else "txid, position"
+            rows = conn.execute(
+                text(
+                    f"SELECT {EVENT_COLUMNS} FROM inbound_events WHERE {' AND '.join(where)} "  # noqa: S608 - fixed fragments
+                    f"ORDER BY {order} LIMIT :limit"
+                ),
+                params,
+            ).mappings()
+            return [event_from(row) for row in rows]
+
+    def get(self, tenant_id: str, event_id: uuid.UUID) -> Event | None:
+        with self._transaction("read event") as conn:
+            row = (
+                conn.execute(
+                    text(
+                        f"SELECT {EVENT_COLUMNS} FROM inbound_events "  # noqa: S608
+                        "WHERE id = :id AND tenant_id = :tenant_id"
+                    ),
+                    {"id": event_id, "tenant_id": tenant_id},
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else event_from(row)
+
+    def prune(self, older_than: timedelta, *, batch_size: int = 5000) -> int:
+        """Delete events stored longer ago than ``older_than`` (EVENT_RETENTION_DAYS)."""
+        deleted = 0
+        while True:
+            with self._transaction("prune events") as conn:
+                count = conn.execute(
+                    text(
+                        "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events "
+                        "WHERE created_at < now() - :age LIMIT :n)"
+                    ),
+                    {"age": older_than, "n": batch_size},
+                ).rowcount
+            deleted += count
+            if count < batch_size:
+                return deleted
+
+
+def append_drafts(
+    conn: Connection, key: SessionKey, drafts: Sequence[EventDraft]
+) -> list[uuid.UUID]:
+    """Append inside the caller's transaction; the ids of rows that were new."""
+    added: list[uuid.UUID] = []
+    statement = text(
+        "SELECT append_inbound_event(:tenant_id, :app_id, :type, :dedup_key, :occurred_at, "
+        "CAST(:data AS jsonb))"
+    )
+    for draft in drafts:
+        new_id = conn.execute(
+            statement,
+            {
+                "tenant_id": key.tenant_id,
+                "app_id": key.app_id,
+                "type": draft.type,
+                "dedup_key": draft.dedup_key,
+                "occurred_at": draft.occurred_at,
+                "data": json.dumps(draft.data, default=str),
+            },
+        ).scalar()
+        if new_id is not None:
+            added.append(new_id)
+    return added
+
+
+def _save_common(conn: Connection, key: SessionKey, state: UpdateState) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO inbound_state (tenant_id, app_id, pts, qts, date, seq) "
+            "VALUES (:tenant_id, :app_id, :pts, :qts, :date, :seq) "
+            "ON CONFLICT (tenant_id, app_id) DO UPDATE SET pts = EXCLUDED.pts, "
+            "qts = EXCLUDED.qts, date = EXCLUDED.date, seq = EXCLUDED.seq, updated_at = now()"
+        ),
+        {
+            "tenant_id": key.tenant_id,
+            "app_id": key.app_id,
+            "pts": state.pts,
+            "qts": state.qts,
+            "date": state.date,
+            "seq": state.seq,
+        },
+    )
+
+
+def _save_channel(conn: Connection, key: SessionKey, channel_id: int, pts: int) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO inbound_channel_state (tenant_id, app_id, channel_id, pts) "
+            "VALUES (:tenant_id, :app_id, :channel_id, :pts) "
+            "ON CONFLICT (tenant_id, app_id, channel_id) DO UPDATE SET pts = EXCLUDED.pts, "
+            "updated_at = now()"
+        ),
+        {"tenant_id": key.tenant_id, "app_id": key.app_id, "channel_id": channel_id, "pts": pts},
+    )
