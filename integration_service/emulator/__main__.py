@@ -20,12 +20,40 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dc-id", type=int, default=2, help="data centre id to announce")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument(
+        "--difference-limit",
+        type=int,
+        default=None,
+        help="a box more than N pts ahead of a client answers updates.differenceTooLong / "
+        "channelDifferenceTooLong (default: the saved setting, else 100000)",
+    )
+    parser.add_argument(
+        "--difference-slice",
+        type=int,
+        default=None,
+        help="box entries per updates.getDifference answer before differenceSlice "
+        "(default: the saved setting, else 100)",
+    )
     args = parser.parse_args(argv)
     from integration_service.observability.logging import configure_logging
 
     # One JSON object per line, scrubbed, like every other process of the system.
     configure_logging(args.log_level)
-    run(host=args.host, port=args.port, state_dir=args.state_dir, dc_id=args.dc_id)
+    world_options = {
+        name: value
+        for name, value in (
+            ("difference_limit", args.difference_limit),
+            ("difference_slice", args.difference_slice),
+        )
+        if value is not None
+    }
+    run(
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        dc_id=args.dc_id,
+        world_options=world_options,
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from integration_service.emulator.control_inbound import inbound_routes
 from integration_service.emulator.rpc import RpcError
 from integration_service.emulator.world import TelegramWorld
 from integration_service.emulator.world.accounts import Account
@@ -356,6 +357,7 @@ def build_control_app(world: TelegramWorld) -> web.Application:
     app.router.add_get("/messages/count", count_messages)
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
+    app.add_routes(inbound_routes(_world))
     return app
 
 

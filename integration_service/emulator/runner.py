@@ -88,8 +88,8 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _wire_world(world: Any, server: EmulatorServer) -> None:
-    async def push_to_key(auth_key_id: int, obj: Any) -> None:
-        await server.push_to_key(auth_key_id, obj)
+    async def push_to_key(auth_key_id: int, obj: Any) -> int:
+        return await server.push_to_key(auth_key_id, obj)
 
     # The world declares these attributes (see world helper); other worlds may not.
     if hasattr(world, "push_to_key"):
@@ -169,12 +169,13 @@ async def start_emulator(
     return running
 
 
-def default_world_factory() -> WorldFactory:
-    """TelegramWorld from the world package, built for the port actually bound."""
+def default_world_factory(**world_options: Any) -> WorldFactory:
+    """TelegramWorld from the world package, built for the port actually bound;
+    ``world_options`` go to TelegramWorld (e.g. ``difference_limit``)."""
     from .world import TelegramWorld
 
     def build(host: str, port: int, dc_id: int) -> World:
-        return TelegramWorld(dc_id=dc_id, dc_host=host, dc_port=port)
+        return TelegramWorld(dc_id=dc_id, dc_host=host, dc_port=port, **world_options)
 
     return build
 
@@ -200,13 +201,14 @@ async def serve_until_signalled(
     state_dir: Path | str,
     dc_id: int = 2,
     world_factory: WorldFactory | None = None,
+    world_options: dict[str, Any] | None = None,
 ) -> None:
     running = await start_emulator(
         host,
         port,
         state_dir,
         dc_id=dc_id,
-        world_factory=world_factory or default_world_factory(),
+        world_factory=world_factory or default_world_factory(**(world_options or {})),
         start_control=default_control_starter(),
         persist=True,
     )
@@ -229,6 +231,7 @@ def run(
     state_dir: Path | str = ".state/emulator",
     dc_id: int = 2,
     world_factory: WorldFactory | None = None,
+    world_options: dict[str, Any] | None = None,
 ) -> None:
     """Run the emulator in the foreground until SIGTERM or SIGINT."""
-    asyncio.run(serve_until_signalled(host, port, state_dir, dc_id, world_factory))
+    asyncio.run(serve_until_signalled(host, port, state_dir, dc_id, world_factory, world_options))

@@ -44,6 +44,7 @@ class EmulatorProcess:
         startup_timeout: float = 30.0,
         log_level: str = "WARNING",
         env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.args = [
@@ -60,6 +61,7 @@ class EmulatorProcess:
             str(dc_id),
             "--log-level",
             log_level,
+            *(extra_args or []),
         ]
         self.startup_timeout = startup_timeout
         self.env = env

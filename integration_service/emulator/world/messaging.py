@@ -9,14 +9,14 @@ code Telegram uses) and delivers nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telethon.tl import functions, types
 
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world.accounts import Account, Channel, Group, is_valid_username
-from integration_service.emulator.world.boxes import MessageBoxes
+from integration_service.emulator.world.boxes import ChannelPost, MessageBoxes
+from integration_service.emulator.world.delivery import Delivery
 from integration_service.emulator.world.delivery_log import DeliveryLog
 from integration_service.emulator.world.peers import tl_channel, tl_date, tl_user
 from integration_service.emulator.world.state import WorldState
@@ -24,17 +24,15 @@ from integration_service.emulator.world.state import WorldState
 MAX_MESSAGE_LENGTH = 4096
 RANDOM_IDS_TABLE = "random_ids"
 
-PushToUser = Callable[[int, Any], Awaitable[None]]
-
 
 class Messaging:
     def __init__(
-        self, state: WorldState, boxes: MessageBoxes, log: DeliveryLog, push_to_user: PushToUser
+        self, state: WorldState, boxes: MessageBoxes, log: DeliveryLog, delivery: Delivery
     ) -> None:
         self._state = state
         self._boxes = boxes
         self._log = log
-        self._push_to_user = push_to_user
+        self._delivery = delivery
         self._used_random_ids: dict[int, set[int]] = {}
 
     def reset(self) -> None:
@@ -126,10 +124,7 @@ class Messaging:
     ) -> types.UpdateShortSentMessage | types.Updates:
         target = self._resolve_peer(request.peer, sender)
         text = request.message or ""
-        if not text.strip():
-            raise RpcError(400, "MESSAGE_EMPTY")
-        if len(text) > MAX_MESSAGE_LENGTH:
-            raise RpcError(400, "MESSAGE_TOO_LONG")
+        check_text(text)
         used = self._used_random_ids.setdefault(sender.user_id, set())
         if request.random_id in used:
             # Telegram files this under 500, so clients (Telethon) retry it as a server error
@@ -137,13 +132,12 @@ class Messaging:
         used.add(request.random_id)
         self._state.journal.appended(RANDOM_IDS_TABLE, (sender.user_id, request.random_id))
         now = self._state.now()
+        delivered = await self._delivery.send(target, sender, text, now)
         if isinstance(target, Channel):
-            return await self._post_to_channel(target, sender, text, request.random_id, now)
-        if isinstance(target, Group):
-            message_id, pts = await self._deliver_to_group(target, sender, text, now)
+            peer_type, peer_id = "channel", target.channel_id
+        elif isinstance(target, Group):
             peer_type, peer_id = "chat", target.chat_id
         else:
-            message_id, pts = await self._deliver_to_user(target, sender, text, now)
             peer_type, peer_id = "user", target.user_id
         self._log.record(
             sender_id=sender.user_id,
@@ -152,124 +146,19 @@ class Messaging:
             text=text,
             random_id=request.random_id,
             date=now,
-            message_id=message_id,
+            message_id=delivered.message_id,
         )
+        if isinstance(target, Channel):
+            assert delivered.post is not None
+            return self._channel_answer(target, sender, delivered.post, request.random_id, now)
         return types.UpdateShortSentMessage(
-            id=message_id, pts=pts, pts_count=1, date=tl_date(now), out=True
+            id=delivered.message_id, pts=delivered.pts, pts_count=1, date=tl_date(now), out=True
         )
 
-    async def _deliver_to_user(
-        self, recipient: Account, sender: Account, text: str, now: float
-    ) -> tuple[int, int]:
-        directory = self._state.directory
-        sent_id = directory.next_user_message_id(sender)
-        sent_pts = self._boxes.put_user_message(
-            sender,
-            types.Message(
-                id=sent_id,
-                peer_id=types.PeerUser(recipient.user_id),
-                date=tl_date(now),
-                message=text,
-                out=True,
-            ),
-        )
-        if recipient.user_id != sender.user_id:  # not "Saved Messages"
-            got_id = directory.next_user_message_id(recipient)
-            got_pts = self._boxes.put_user_message(
-                recipient,
-                types.Message(
-                    id=got_id,
-                    peer_id=types.PeerUser(sender.user_id),
-                    date=tl_date(now),
-                    message=text,
-                    out=False,
-                    from_id=types.PeerUser(sender.user_id),
-                ),
-            )
-            await self._push_to_user(
-                recipient.user_id,
-                types.UpdateShortMessage(
-                    id=got_id,
-                    user_id=sender.user_id,
-                    message=text,
-                    pts=got_pts,
-                    pts_count=1,
-                    date=tl_date(now),
-                    out=False,
-                ),
-            )
-        return sent_id, sent_pts
-
-    async def _deliver_to_group(
-        self, group: Group, sender: Account, text: str, now: float
-    ) -> tuple[int, int]:
-        # a basic group has no shared box: each member files their own copy
-        directory = self._state.directory
-        sent: tuple[int, int] = (0, 0)
-        for member_id in sorted(group.members):
-            member = directory.accounts[member_id]
-            message_id = directory.next_user_message_id(member)
-            is_sender = member_id == sender.user_id
-            pts = self._boxes.put_user_message(
-                member,
-                types.Message(
-                    id=message_id,
-                    peer_id=types.PeerChat(group.chat_id),
-                    date=tl_date(now),
-                    message=text,
-                    out=is_sender,
-                    from_id=types.PeerUser(sender.user_id),
-                ),
-            )
-            if is_sender:
-                sent = (message_id, pts)
-            else:
-                await self._push_to_user(
-                    member_id,
-                    types.UpdateShortChatMessage(
-                        id=message_id,
-                        from_id=sender.user_id,
-                        chat_id=group.chat_id,
-                        message=text,
-                        pts=pts,
-                        pts_count=1,
-                        date=tl_date(now),
-                        out=False,
-                    ),
-                )
-        return sent
-
-    async def _post_to_channel(
-        self, channel: Channel, sender: Account, text: str, random_id: int, now: float
+    def _channel_answer(
+        self, channel: Channel, sender: Account, post: ChannelPost, random_id: int, now: float
     ) -> types.Updates:
         directory = self._state.directory
-        post = self._boxes.put_channel_post(channel, sender.user_id, text, now)
-        self._log.record(
-            sender_id=sender.user_id,
-            peer_type="channel",
-            peer_id=channel.channel_id,
-            text=text,
-            random_id=random_id,
-            date=now,
-            message_id=post.message_id,
-        )
-        for member_id in sorted(channel.members - {sender.user_id}):
-            await self._push_to_user(
-                member_id,
-                types.Updates(
-                    updates=[
-                        types.UpdateNewChannelMessage(
-                            message=self._boxes.render_post(channel, post, member_id),
-                            pts=post.pts,
-                            pts_count=1,
-                        )
-                    ],
-                    users=[tl_user(directory, sender, member_id)],
-                    chats=[tl_channel(directory, channel, member_id)],
-                    date=tl_date(now),
-                    seq=0,
-                ),
-            )
         return types.Updates(
             updates=[
                 types.UpdateMessageID(id=post.message_id, random_id=random_id),
@@ -284,3 +173,11 @@ class Messaging:
             date=tl_date(now),
             seq=0,
         )
+
+
+def check_text(text: str) -> None:
+    """A message's text as messages.sendMessage accepts it."""
+    if not text.strip():
+        raise RpcError(400, "MESSAGE_EMPTY")
+    if len(text) > MAX_MESSAGE_LENGTH:
+        raise RpcError(400, "MESSAGE_TOO_LONG")

@@ -53,14 +53,22 @@ from integration_service.emulator.world.accounts import (
 )
 from integration_service.emulator.world.auth import LOGIN_CODES_TABLE, PendingCode
 from integration_service.emulator.world.boxes import (
+    CHANNEL_POSTS_DELETED,
     CHANNEL_POSTS_TABLE,
+    CHANNEL_UPDATES_TABLE,
+    USER_MESSAGES_DELETED,
     USER_MESSAGES_TABLE,
+    USER_UPDATES_TABLE,
+    ChannelEntry,
     ChannelPost,
+    UserEntry,
 )
 from integration_service.emulator.world.delivery_log import DELIVERIES_TABLE, DeliveredMessage
 from integration_service.emulator.world.keys import KEY_STATES_TABLE, KeyState
+from integration_service.emulator.world.message_copies import MESSAGE_COPIES_TABLE
 from integration_service.emulator.world.messaging import RANDOM_IDS_TABLE
 from integration_service.emulator.world.qr import LOGIN_TOKENS_TABLE, LoginTokenRecord
+from integration_service.emulator.world.settings import SETTINGS_TABLE
 from integration_service.emulator.world.srp import PasswordRecord
 from integration_service.emulator.world.state import ACCOUNTS_TABLE, PASSWORDS_TABLE
 
@@ -70,7 +78,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORLD_DB = "world.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# schema 1, then each migration in turn (a fresh file takes the same path as an old one)
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE auth_keys (
@@ -115,6 +124,29 @@ CREATE TABLE login_tokens (
     client_info TEXT NOT NULL, approved_by INTEGER
 );
 """
+_MIGRATIONS = {
+    # 2: edits and deletions. user_messages / channel_posts hold each message as it reads
+    # now under the pts it arrived with (an edit rewrites the row, a deletion removes it);
+    # the edit and deletion steps of each box are rows of their own; which message in
+    # each box is the same private/group message; the update settings.
+    2: """
+ALTER TABLE channel_posts ADD COLUMN reply_to INTEGER;
+ALTER TABLE channel_posts ADD COLUMN edit_date REAL;
+CREATE TABLE user_updates (
+    user_id INTEGER NOT NULL, pts INTEGER NOT NULL, pts_count INTEGER NOT NULL,
+    date REAL NOT NULL, update_tl BLOB NOT NULL, PRIMARY KEY (user_id, pts)
+) WITHOUT ROWID;
+CREATE TABLE channel_updates (
+    channel_id INTEGER NOT NULL, pts INTEGER NOT NULL, pts_count INTEGER NOT NULL,
+    date REAL NOT NULL, edited TEXT, deleted TEXT, PRIMARY KEY (channel_id, pts)
+) WITHOUT ROWID;
+CREATE TABLE message_copies (
+    sender_id INTEGER NOT NULL, sender_message_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL, PRIMARY KEY (user_id, message_id)
+) WITHOUT ROWID;
+CREATE TABLE settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+""",
+}
 _TABLES = (
     "meta",
     "auth_keys",
@@ -129,7 +161,10 @@ _TABLES = (
     "deliveries",
     "login_codes",
     "login_tokens",
-)
+    "user_updates",
+    "channel_updates",
+    "message_copies",
+)  # not settings: the operator's, kept across POST /reset
 _SIGN = 1 << 63
 
 
@@ -170,15 +205,17 @@ class WorldStorage:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._db.executescript(
-                f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-            )
-        elif version != SCHEMA_VERSION:
+        if not 0 <= version <= SCHEMA_VERSION:
             self._db.close()
             raise WorldStorageError(
                 f"{path} holds world schema {version}, this emulator reads {SCHEMA_VERSION}: "
                 "delete the file (or the state directory) to start an empty world"
+            )
+        if version < SCHEMA_VERSION:
+            steps = [_SCHEMA] if version == 0 else []
+            steps += [_MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1)]
+            self._db.executescript(
+                f"BEGIN; {''.join(steps)} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
             )
 
     @classmethod
@@ -197,11 +234,13 @@ class WorldStorage:
             meta = dict(self._db.execute("SELECT name, value FROM meta"))
             if not meta:
                 self._write_meta(world)
+                self._load_settings(world)
                 return
             self._load_keys(world, bytes(meta["salt_secret"]))
             self._load_directory(world, bytes(meta["hash_secret"]))
             self._load_logins(world)
             self._load_messages(world)
+            self._load_settings(world)
         log.info(
             "emulator world loaded from %s: %d users, %d auth keys",
             self.path,
@@ -296,13 +335,41 @@ class WorldStorage:
             assert isinstance(message, types.Message)
             user_messages.append((user_id, pts, message))
         posts = [
-            (channel_id, ChannelPost(pts, message_id, sender_id, text, date))
-            for channel_id, pts, message_id, sender_id, text, date in self._rows(
-                "SELECT channel_id, pts, message_id, sender_id, text, date FROM channel_posts "
-                "ORDER BY channel_id, pts"
+            (row[0], ChannelPost(*row[1:]))
+            for row in self._rows(
+                "SELECT channel_id, pts, message_id, sender_id, text, date, reply_to, edit_date "
+                "FROM channel_posts ORDER BY channel_id, pts"
             )
         ]
-        world.boxes.restore(user_messages, posts)
+        user_updates = []
+        for user_id, pts, pts_count, date, raw in self._rows(
+            "SELECT user_id, pts, pts_count, date, update_tl FROM user_updates "
+            "ORDER BY user_id, pts"
+        ):
+            update = BinaryReader(bytes(raw)).tgread_object()
+            assert isinstance(update, types.UpdateEditMessage | types.UpdateDeleteMessages)
+            user_updates.append((user_id, UserEntry(pts, pts_count, date, update=update)))
+        channel_updates = []
+        for channel_id, pts, pts_count, date, edited, deleted in self._rows(
+            "SELECT channel_id, pts, pts_count, date, edited, deleted FROM channel_updates "
+            "ORDER BY channel_id, pts"
+        ):
+            entry = ChannelEntry(
+                pts,
+                pts_count,
+                date,
+                edited=None if edited is None else ChannelPost(**json.loads(edited)),
+                deleted=tuple(json.loads(deleted)) if deleted is not None else (),
+            )
+            channel_updates.append((channel_id, entry))
+        world.boxes.restore(user_messages, posts, user_updates, channel_updates)
+        world.copies.restore(
+            list(
+                self._rows(
+                    "SELECT sender_id, sender_message_id, user_id, message_id FROM message_copies"
+                )
+            )
+        )
         world.messaging.restore_random_ids(
             list(self._rows("SELECT sender_id, random_id FROM random_ids"))
         )
@@ -315,6 +382,15 @@ class WorldStorage:
                 )
             ]
         )
+
+    def _load_settings(self, world: TelegramWorld) -> None:
+        """Saved settings, except those the operator gave this run (they win, and are
+        saved)."""
+        for name, value in self._rows("SELECT name, value FROM settings"):
+            if name in world.settings.names() and name not in world.explicit_settings:
+                world.settings.set(name, value)
+        for name in world.explicit_settings:
+            world.state.journal.changed(SETTINGS_TABLE, name)
 
     # Saving ----------------------------------------------------------------------------
 
@@ -413,6 +489,11 @@ class WorldStorage:
                 )
         if AUTH_KEYS_TABLE in changed:
             self._write_auth_keys(world.auth_keys, _ints(changed[AUTH_KEYS_TABLE]))
+        for name in changed.get(SETTINGS_TABLE, ()):
+            db.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)",
+                (name, getattr(world.settings, str(name))),
+            )
         if LOGIN_CODES_TABLE in changed:
             db.execute("DELETE FROM login_codes")
             db.executemany(
@@ -482,11 +563,57 @@ class WorldStorage:
         )
         db.executemany(
             "INSERT OR REPLACE INTO channel_posts (channel_id, pts, message_id, sender_id, text, "
-            "date) VALUES (?, ?, ?, ?, ?, ?)",
+            "date, reply_to, edit_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (channel_id, post.pts, post.message_id, post.sender_id, post.text, post.date)
+                (
+                    channel_id,
+                    post.pts,
+                    post.message_id,
+                    post.sender_id,
+                    post.text,
+                    post.date,
+                    post.reply_to,
+                    post.edit_date,
+                )
                 for channel_id, post in appended.get(CHANNEL_POSTS_TABLE, ())
             ],
+        )
+        # deletions after the rows they delete (both can be in one save)
+        db.executemany(
+            "DELETE FROM user_messages WHERE user_id = ? AND pts = ?",
+            appended.get(USER_MESSAGES_DELETED, ()),
+        )
+        db.executemany(
+            "DELETE FROM channel_posts WHERE channel_id = ? AND pts = ?",
+            appended.get(CHANNEL_POSTS_DELETED, ()),
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO user_updates (user_id, pts, pts_count, date, update_tl) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (user_id, entry.pts, entry.pts_count, entry.date, bytes(entry.update))
+                for user_id, entry in appended.get(USER_UPDATES_TABLE, ())
+            ],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO channel_updates (channel_id, pts, pts_count, date, edited, "
+            "deleted) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    channel_id,
+                    entry.pts,
+                    entry.pts_count,
+                    entry.date,
+                    None if entry.edited is None else json.dumps(asdict(entry.edited)),
+                    json.dumps(list(entry.deleted)) if entry.deleted else None,
+                )
+                for channel_id, entry in appended.get(CHANNEL_UPDATES_TABLE, ())
+            ],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO message_copies (sender_id, sender_message_id, user_id, "
+            "message_id) VALUES (?, ?, ?, ?)",
+            appended.get(MESSAGE_COPIES_TABLE, ()),
         )
         db.executemany(
             "INSERT OR IGNORE INTO random_ids (sender_id, random_id) VALUES (?, ?)",

@@ -25,12 +25,17 @@ from integration_service.emulator.auth_keys import AuthKeyStore
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world.auth import CodeLogin
 from integration_service.emulator.world.boxes import MessageBoxes
+from integration_service.emulator.world.delivery import Delivery
 from integration_service.emulator.world.delivery_log import DeliveryLog
+from integration_service.emulator.world.differences import Differences
 from integration_service.emulator.world.faults import FaultBook
 from integration_service.emulator.world.help_methods import HelpMethods
+from integration_service.emulator.world.inbound import Inbound
+from integration_service.emulator.world.message_copies import MessageCopies
 from integration_service.emulator.world.messaging import Messaging
 from integration_service.emulator.world.password_login import PasswordLogin
 from integration_service.emulator.world.qr import QrLogin
+from integration_service.emulator.world.settings import UpdateSettings
 from integration_service.emulator.world.state import Clock, WorldState
 from integration_service.emulator.world.world_control import WorldControl
 
@@ -57,10 +62,12 @@ class TelegramWorld(WorldControl):
         dc_host: str = "127.0.0.1",
         dc_port: int = 443,
         clock: Clock = time.time,
+        difference_limit: int | None = None,
+        difference_slice: int | None = None,
     ) -> None:
         # Set by the runner: push an update to every connection of an auth key, and
         # close connections (of one auth key, or all with None) returning how many.
-        self.push_to_key: Callable[[int, Any], Awaitable[None]] | None = None
+        self.push_to_key: Callable[[int, Any], Awaitable[int | None]] | None = None
         self.drop_connections: Callable[[int | None], Awaitable[int]] | None = None
         # Set by the runner: the server's connection counters (control API /stats).
         self.server_stats: Callable[[], dict[str, Any]] | None = None
@@ -72,8 +79,23 @@ class TelegramWorld(WorldControl):
         self.passwords = PasswordLogin(self.state)
         self.qr = QrLogin(self.state, self._push_key, login_token_ttl)
         self.boxes = MessageBoxes(self.state)
+        # Settings given here win over saved ones (the operator's command line); the rest
+        # come from storage or the defaults.
+        self.settings = UpdateSettings()
+        self.explicit_settings: dict[str, int] = {}
+        for name, value in (
+            ("difference_limit", difference_limit),
+            ("difference_slice", difference_slice),
+        ):
+            if value is not None:
+                self.settings.set(name, value)
+                self.explicit_settings[name] = value
+        self.differences = Differences(self.state, self.boxes, self.settings)
+        self.copies = MessageCopies(self.state.journal)
+        self.delivery = Delivery(self.state, self.boxes, self.copies, self._push_user)
         self.deliveries = DeliveryLog(self.state.journal)
-        self.messaging = Messaging(self.state, self.boxes, self.deliveries, self._push_user)
+        self.messaging = Messaging(self.state, self.boxes, self.deliveries, self.delivery)
+        self.inbound = Inbound(self.state, self.boxes, self.delivery)
         self.faults = FaultBook()
         self._routes = self._build_routes()
         self.storage: WorldStorage | None = None
@@ -108,9 +130,9 @@ class TelegramWorld(WorldControl):
         }
         signed_in = {
             functions.users.GetUsersRequest: self.messaging.get_users,
-            functions.updates.GetStateRequest: self.boxes.get_state,
-            functions.updates.GetDifferenceRequest: self.boxes.get_difference,
-            functions.updates.GetChannelDifferenceRequest: self.boxes.get_channel_difference,
+            functions.updates.GetStateRequest: self.differences.get_state,
+            functions.updates.GetDifferenceRequest: self.differences.get_difference,
+            functions.updates.GetChannelDifferenceRequest: self.differences.get_channel_difference,
             functions.contacts.ResolveUsernameRequest: self.messaging.resolve_username,
             functions.messages.SendMessageRequest: self.messaging.send_message,
             functions.auth.AcceptLoginTokenRequest: self._accept_login_token,
@@ -187,19 +209,15 @@ class TelegramWorld(WorldControl):
         return await self.codes.log_out(request, ctx)
 
     async def _push_key(self, auth_key_id: int, update: Any) -> int:
-        """Push an update to an auth key's connections; returns how many were tried."""
-        pushers: list[Callable[[Any], Awaitable[None]]]
+        """Push an update to an auth key's connections; returns how many were reached."""
         if self.push_to_key is not None:
-            runner_push = self.push_to_key
-
-            async def push_via_runner(update: Any) -> None:
-                await runner_push(auth_key_id, update)
-
-            pushers = [push_via_runner]
-        else:
-            pushers = self.state.keys.pushers(auth_key_id)
+            try:
+                return await self.push_to_key(auth_key_id, update) or 0
+            except Exception:  # noqa: BLE001 - a dead connection must not fail the caller
+                log.debug("push to a closed connection skipped")
+                return 0
         pushed = 0
-        for push in pushers:
+        for push in self.state.keys.pushers(auth_key_id):
             try:
                 await push(update)
                 pushed += 1
@@ -208,5 +226,11 @@ class TelegramWorld(WorldControl):
         return pushed
 
     async def _push_user(self, user_id: int, update: Any) -> None:
+        await self.push_to_user(user_id, update)
+
+    async def push_to_user(self, user_id: int, update: Any) -> int:
+        """Push to every connection of every key signed in as the user; how many tried."""
+        pushed = 0
         for auth_key_id in self.state.keys.keys_of(user_id):
-            await self._push_key(auth_key_id, update)
+            pushed += await self._push_key(auth_key_id, update)
+        return pushed

@@ -8,6 +8,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from telethon.tl import types
+
 from integration_service.emulator.auth_keys import AuthKeyStore
 from integration_service.emulator.world.accounts import (
     CHANNELS_TABLE,
@@ -22,10 +24,13 @@ from integration_service.emulator.world.boxes import MessageBoxes
 from integration_service.emulator.world.delivery_log import DeliveryLog
 from integration_service.emulator.world.faults import Fault, FaultBook
 from integration_service.emulator.world.help_methods import HelpMethods
+from integration_service.emulator.world.inbound import Inbound
 from integration_service.emulator.world.keys import REVOKE_MODES, KeyBook
+from integration_service.emulator.world.message_copies import MessageCopies
 from integration_service.emulator.world.messaging import Messaging
 from integration_service.emulator.world.password_login import PasswordLogin
 from integration_service.emulator.world.qr import QrLogin
+from integration_service.emulator.world.settings import SETTINGS_TABLE, UpdateSettings
 from integration_service.emulator.world.state import WorldState
 
 
@@ -45,6 +50,9 @@ class WorldControl:
     qr: QrLogin
     boxes: MessageBoxes
     messaging: Messaging
+    copies: MessageCopies
+    inbound: Inbound
+    settings: UpdateSettings
     deliveries: DeliveryLog
     faults: FaultBook
     drop_connections: Callable[[int | None], Awaitable[int]] | None
@@ -54,6 +62,10 @@ class WorldControl:
 
     def _wipe_storage(self) -> None:
         """Hook: forget what was saved (the persisting world overrides it)."""
+
+    async def push_to_user(self, user_id: int, update: Any) -> int:
+        """Hook: push to every connection of the user's keys (TelegramWorld implements it)."""
+        raise NotImplementedError
 
     @property
     def directory(self) -> Directory:
@@ -183,6 +195,23 @@ class WorldControl:
         self.directory.require_account(user_id)
         return self.faults.add(user_id, kind, **options)
 
+    def change_settings(self, changes: dict[str, Any]) -> dict[str, int]:
+        """Set some of the update settings (all checked before any is set); kept on disk."""
+        current = UpdateSettings(**self.settings.as_dict())
+        for name, value in changes.items():
+            current.set(name, value)  # ValueError names what is wrong
+        for name, value in changes.items():
+            self.settings.set(name, value)
+            self.state.journal.changed(SETTINGS_TABLE, name)
+        return self.settings.as_dict()
+
+    async def push_updates_too_long(self, user_id: int) -> int:
+        """Push ``updatesTooLong`` to every connection of the user's keys: Telegram's "too
+        many updates, call updates.getDifference" (core.telegram.org/constructor/
+        updatesTooLong). Returns how many connections it reached."""
+        self.directory.require_account(user_id)
+        return await self.push_to_user(user_id, types.UpdatesTooLong())
+
     async def drop_user_connections(self, user_id: int | None) -> int:
         """Close the TCP connections of one user's keys (or all); needs the runner's hook."""
         if self.drop_connections is None:
@@ -201,7 +230,7 @@ class WorldControl:
         self.state.directory = Directory()
         self.state.keys.keys.clear()
         self.state.passwords.clear()
-        for part in (self.codes, self.passwords, self.qr, self.boxes, self.messaging):
+        for part in (self.codes, self.passwords, self.qr, self.boxes, self.messaging, self.copies):
             part.reset()
         self.deliveries.clear()
         self.faults.clear()
