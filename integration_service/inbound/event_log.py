@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.errors import PermanentError
 from integration_service.inbound.events import Event, EventDraft
+from integration_service.inbound.pg_session import EntityRow
 from integration_service.store.errors import to_store_error
 from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
@@ -103,6 +104,43 @@ class EventLog:
             for channel_id, pts in (channels or {}).items():
                 _save_channel(conn, key, channel_id, pts)
         return added
+
+    def commit_feed(
+        self,
+        key: SessionKey,
+        drafts: Sequence[EventDraft],
+        *,
+        state: UpdateState | None,
+        channels: Mapping[int, int],
+        entities: Sequence[EntityRow],
+    ) -> list[EventDraft]:
+        """The feed's commit: events, the update state they reach and the peers they
+        introduced, in one transaction. Returns the drafts that were new to the log."""
+        with self._transaction(f"commit feed of {key}") as conn:
+            added = [
+                draft
+                for draft, new_id in zip(drafts, append_each(conn, key, drafts), strict=True)
+                if new_id is not None
+            ]
+            if state is not None:
+                _save_common(conn, key, state)
+            for channel_id, pts in channels.items():
+                _save_channel(conn, key, channel_id, pts)
+            if entities:
+                _save_entities(conn, key, entities)
+        return added
+
+    def entities(self, key: SessionKey) -> list[EntityRow]:
+        """The session's cached peers (telegram_entities), for its PgSession."""
+        with self._transaction(f"read entities of {key}") as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT entity_id, access_hash, username, phone, name FROM telegram_entities "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                {"tenant_id": key.tenant_id, "app_id": key.app_id},
+            ).all()
+        return [EntityRow(int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def reset_state(self, key: SessionKey) -> None:
         """Forget the stored update state (a new login: another account may sit behind
@@ -232,7 +270,14 @@ def append_drafts(
     conn: Connection, key: SessionKey, drafts: Sequence[EventDraft]
 ) -> list[uuid.UUID]:
     """Append inside the caller's transaction; the ids of rows that were new."""
-    added: list[uuid.UUID] = []
+    return [new_id for new_id in append_each(conn, key, drafts) if new_id is not None]
+
+
+def append_each(
+    conn: Connection, key: SessionKey, drafts: Sequence[EventDraft]
+) -> list[uuid.UUID | None]:
+    """Append each draft; per draft its new row's id, or None when it was stored before."""
+    added: list[uuid.UUID | None] = []
     statement = text(
         "SELECT append_inbound_event(:tenant_id, :app_id, :type, :dedup_key, :occurred_at, "
         "CAST(:data AS jsonb))"
@@ -249,8 +294,7 @@ def append_drafts(
                 "data": json.dumps(draft.data, default=str),
             },
         ).scalar()
-        if new_id is not None:
-            added.append(new_id)
+        added.append(new_id)
     return added
 
 
@@ -282,4 +326,28 @@ def _save_channel(conn: Connection, key: SessionKey, channel_id: int, pts: int) 
             "updated_at = now()"
         ),
         {"tenant_id": key.tenant_id, "app_id": key.app_id, "channel_id": channel_id, "pts": pts},
+    )
+
+
+def _save_entities(conn: Connection, key: SessionKey, entities: Sequence[EntityRow]) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO telegram_entities (tenant_id, app_id, entity_id, access_hash, "
+            "username, phone, name) VALUES (:tenant_id, :app_id, :entity_id, :access_hash, "
+            ":username, :phone, :name) ON CONFLICT (tenant_id, app_id, entity_id) DO UPDATE "
+            "SET access_hash = EXCLUDED.access_hash, username = EXCLUDED.username, "
+            "phone = EXCLUDED.phone, name = EXCLUDED.name, updated_at = now()"
+        ),
+        [
+            {
+                "tenant_id": key.tenant_id,
+                "app_id": key.app_id,
+                "entity_id": row.entity_id,
+                "access_hash": row.access_hash,
+                "username": row.username,
+                "phone": row.phone,
+                "name": row.name,
+            }
+            for row in entities
+        ],
     )

@@ -55,6 +55,9 @@ class PooledClient:
     lease: Lease
     last_used: float = field(default_factory=time.monotonic)
     busy: int = 0
+    # A listening session placement keeps here: never idle- or LRU-evicted, and not
+    # counted against CLIENT_POOL_MAX (LISTEN_CAPACITY bounds those).
+    pinned: bool = False
 
 
 class ClientPool:
@@ -91,9 +94,15 @@ class ClientPool:
         return list(self._clients)
 
     async def checkout(
-        self, key: SessionKey, lease: Lease, session_string: str | None
+        self,
+        key: SessionKey,
+        lease: Lease,
+        session_string: str | None,
+        *,
+        build: Callable[[], Awaitable[TelegramClient]] | None = None,
     ) -> PooledClient:
-        """A connected client for ``key``, connecting one from ``session_string`` if cold."""
+        """A connected client for ``key``, connecting one from ``session_string`` if cold
+        (built by ``build`` when given: a listening session's client)."""
         started = time.perf_counter()
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -105,7 +114,7 @@ class ClientPool:
                 entry = None
             if entry is None:
                 await self._make_room()
-                entry = await self._connect(key, lease, session_string)
+                entry = await self._connect(key, lease, session_string, build)
             elif not entry.client.is_connected():
                 # Dropped underneath us: reconnect lazily, when a job needs it, so a mass
                 # disconnect does not turn into a reconnect storm.
@@ -135,11 +144,15 @@ class ClientPool:
         entry.last_used = time.monotonic()
 
     async def _connect(
-        self, key: SessionKey, lease: Lease, session_string: str | None
+        self,
+        key: SessionKey,
+        lease: Lease,
+        session_string: str | None,
+        build: Callable[[], Awaitable[TelegramClient]] | None = None,
     ) -> PooledClient:
         if session_string is None:
             raise RetryableError(f"session {key} has no stored session material yet")
-        client = self._factory.create(session_string)
+        client = await build() if build is not None else self._factory.create(session_string)
         async with self._connect_slots:
             try:
                 await self._guarded_connect(client)
@@ -171,9 +184,19 @@ class ClientPool:
             await self._guarded_connect(entry.client)
         CLIENT_CONNECTS.inc()
 
+    async def reconnect(self, entry: PooledClient) -> None:
+        """Connect a dropped client again (a listening session's supervisor does, at once)."""
+        lock = self._locks.setdefault(entry.key, asyncio.Lock())
+        async with lock:
+            if self._clients.get(entry.key) is entry and not entry.client.is_connected():
+                await self._reconnect(entry)
+
+    def pinned_count(self) -> int:
+        return sum(1 for e in self._clients.values() if e.pinned)
+
     async def _make_room(self) -> None:
-        while len(self._clients) >= self._max:
-            idle = next((e for e in self._clients.values() if e.busy == 0), None)
+        while len(self._clients) - self.pinned_count() >= self._max:
+            idle = next((e for e in self._clients.values() if e.busy == 0 and not e.pinned), None)
             if idle is None:
                 raise PoolExhausted(f"all {self._max} clients are busy")
             await self._evict(idle, "lru")
@@ -203,7 +226,7 @@ class ClientPool:
         stale = [
             e
             for e in list(self._clients.values())
-            if e.busy == 0 and now - e.last_used > self._idle_timeout
+            if e.busy == 0 and not e.pinned and now - e.last_used > self._idle_timeout
         ]
         for entry in stale:
             await self._evict(entry, "idle")

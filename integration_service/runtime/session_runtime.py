@@ -20,6 +20,8 @@ from telethon import TelegramClient
 
 from integration_service.crypto import SessionCipher, build_cipher
 from integration_service.errors import PermanentError
+from integration_service.inbound.event_log import EventLog
+from integration_service.inbound.listener import Listener
 from integration_service.leases import (
     Lease,
     LeaseHeartbeat,
@@ -33,7 +35,7 @@ from integration_service.runtime.client_pool import ClientPool, PooledClient
 from integration_service.runtime.forwarding import worker_queue_prefix
 from integration_service.runtime.loop_thread import LoopThread
 from integration_service.runtime.ownership import OwnershipContended, SessionOwnership
-from integration_service.sessions.state_machine import TERMINAL
+from integration_service.sessions.state_machine import AUTHORIZED, TERMINAL
 from integration_service.settings import Settings
 from integration_service.store import SessionKey, SessionRow, SessionStore, build_engine
 from integration_service.store.guard import DatabaseGuard
@@ -110,6 +112,7 @@ class SessionRuntime:
         self.store = SessionStore(self.engine, guard=guard)
         self.outbox = OutboxStore(self.engine, guard=guard)
         self.journal = JobJournal(self.engine, guard=guard)
+        self.events = EventLog(self.engine, guard=guard)
         self.cipher = cipher or build_cipher(settings)
         self.redis = redis_client or redis.Redis.from_url(settings.redis_url)
         self.pacer = Pacer(
@@ -147,6 +150,13 @@ class SessionRuntime:
             on_evicted=self._client_evicted,
         )
         self.loop = LoopThread(name=f"telethon-loop[{worker_id}]")
+        self.listener = Listener(self, self.events)
+        # Placement (claiming listening sessions) runs on workers with LISTEN_CAPACITY > 0.
+        self.placement: Any = None
+        if settings.listen_capacity > 0:
+            from integration_service.inbound.placement import Placement
+
+            self.placement = Placement(self, key_prefix=key_prefix)
         self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._touched: dict[SessionKey, float] = {}
@@ -166,6 +176,8 @@ class SessionRuntime:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep_idle())
         self._watcher = loop.create_task(self._watch_generation())
+        if self.placement is not None:
+            self.placement.start()
 
     def stop(self) -> None:
         """Disconnect every client, release every lease, retire the liveness key."""
@@ -181,6 +193,11 @@ class SessionRuntime:
         for task in (self._sweeper, self._watcher):
             if task is not None:
                 task.cancel()
+        if self.placement is not None:
+            # Leave the placement group first: the others count us out and take over the
+            # sessions we release next (a clean hand-off, within one placement round).
+            await self.placement.stop()
+        self.listener.close()
         await self.pool.close_all()
         await self.heartbeat.stop(release=True)
 
@@ -217,6 +234,7 @@ class SessionRuntime:
     async def _client_evicted(self, entry: PooledClient, reason: str) -> None:
         if reason == "replaced":
             return  # a new client took its place under the same lease
+        self.listener.forget(entry.key)
         self.heartbeat.untrack(entry.lease)
         if reason != "lease_lost":
             loop = asyncio.get_running_loop()
@@ -286,14 +304,64 @@ class SessionRuntime:
         finally:
             self.loop.loop.call_soon_threadsafe(self.pool.checkin, pooled)
 
-    def _checkout_cold(self, key: SessionKey) -> PooledClient:
+    def _checkout_cold(self, key: SessionKey, *, pin: bool = False) -> PooledClient:
         row = self.store.require(key)
         if row.state in TERMINAL:
             raise SessionTerminated(row.state, "stored state")
         with self.lease(key, row=row, keep=True) as lease:
             material = self._decrypt(row)
             timeout = self.settings.telegram_connect_timeout + 5
-            return self.loop.run(self.pool.checkout(key, lease, material), timeout=timeout)
+            # Only a listening worker listens; elsewhere (the interactive worker) a job
+            # gets a plain client, and placement claims the session when it is let go.
+            listening = row.listening and row.state == AUTHORIZED and self.placement is not None
+            return self.loop.run(
+                self._connect(key, lease, material, listening=listening, pin=pin), timeout
+            )
+
+    async def _connect(
+        self, key: SessionKey, lease: Lease, material: str, *, listening: bool, pin: bool
+    ) -> PooledClient:
+        if not listening:
+            return await self.pool.checkout(key, lease, material)
+        # Whoever connects a listening session listens to it while it holds the lease:
+        # one connection per account, with updates on (inbound/listener.py).
+        warm = self.pool.peek(key)
+        entry = await self.pool.checkout(
+            key, lease, material, build=lambda: self.listener.build(key, material)
+        )
+        if entry is not warm:
+            self.listener.watch(entry)
+        entry.pinned = entry.pinned or pin
+        return entry
+
+    def listen(self, key: SessionKey) -> PooledClient:
+        """Claim and connect a listening session for placement, pinned (from a thread).
+
+        Raises OwnedElsewhere / OwnershipContended when another worker has it."""
+        warm = self.pool.peek(key)
+        if warm is not None and self.holds(warm.lease):
+            if self.listener.is_listening(warm):
+                warm.pinned = True
+                return warm
+            self.evict(key, "listen")  # a plain client: replace it with a listening one
+        entry = self._checkout_cold(key, pin=True)
+        self.loop.loop.call_soon_threadsafe(self.pool.checkin, entry)
+        return entry
+
+    def hand_off(self, key: SessionKey, *, fresh_login: bool = False) -> None:
+        """Give the session up for placement (from a thread): after a login on the
+        interactive worker, or to rebalance. ``fresh_login``: the log starts now."""
+
+        async def give_up() -> None:
+            entry = self.pool.peek(key)
+            if entry is not None and fresh_login:
+                try:
+                    await self.listener.start_state(key, entry.client)
+                except Exception:  # noqa: BLE001 - the first listener calls getState instead
+                    logger.warning("login_start_state_failed", session=str(key))
+            await self.pool.evict(key, "handoff")
+
+        self.loop.run(give_up(), timeout=30)
 
     @contextmanager
     def lease(

@@ -136,6 +136,9 @@ def persist_authorized(
         task_id=task_id,
     )
     tickets.finish(key, status=sm.AUTHORIZED, error="")
+    # Hand the session to placement: the login worker keeps its interactive role, and a
+    # listening worker holds the connection from now on (its log starts at this login).
+    runtime.hand_off(key, fresh_login=True)
     return status(key, method, sm.AUTHORIZED)
 
 

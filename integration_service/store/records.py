@@ -76,6 +76,8 @@ class SessionRow:
     updated_at: datetime
     # The Redis data set the last lease was taken in (see leases/generation.py).
     lease_generation: str | None = None
+    # Placement keeps a live connection with updates on (inbound/placement.py).
+    listening: bool = True
 
     def __repr__(self) -> str:
         return (

@@ -34,7 +34,7 @@ _UPSERT = text(
 _SESSION_COLUMNS = (
     "id, tenant_id, app_id, kind, state, session_string_enc, key_id, api_key_alias, "
     "telegram_user_id, dc_id, lease_epoch, fingerprint, auth_error, error_details, "
-    "last_activity_at, created_at, updated_at, lease_generation"
+    "last_activity_at, created_at, updated_at, lease_generation, listening"
 )
 
 
@@ -69,6 +69,7 @@ def _row(mapping: RowMapping) -> SessionRow:
         created_at=mapping["created_at"],
         updated_at=mapping["updated_at"],
         lease_generation=mapping["lease_generation"],
+        listening=mapping["listening"],
     )
 
 
@@ -252,6 +253,30 @@ class SessionStore:
                 .one()
             )
         return SessionEvent(**event)
+
+    def listening_keys(self) -> list[SessionKey]:
+        """Every session placement must keep connected: authorised and listening."""
+        with self._transaction("list listening sessions") as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT tenant_id, app_id FROM telegram_sessions "
+                    "WHERE listening AND state = 'authorized' ORDER BY tenant_id, app_id"
+                )
+            ).all()
+        return [SessionKey(r.tenant_id, r.app_id) for r in rows]
+
+    def set_listening(self, key: SessionKey, listening: bool) -> None:
+        """Turn a session's listening on or off (placement follows within a round)."""
+        with self._transaction(f"set listening of {key}") as conn:
+            found = conn.execute(
+                text(
+                    "UPDATE telegram_sessions SET listening = :listening "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id RETURNING id"
+                ),
+                {"listening": listening, "tenant_id": key.tenant_id, "app_id": key.app_id},
+            ).first()
+        if found is None:
+            raise SessionNotFound(f"no session {key}")
 
     def touch(self, key: SessionKey) -> None:
         """Record activity: the validation sweep skips sessions used recently."""

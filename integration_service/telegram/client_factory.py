@@ -84,10 +84,20 @@ class ClientFactory:
         ``receive_updates`` stays off for ordinary jobs (no update stream to process);
         QR login turns it on because approval arrives as an update.
         """
-        session = StringSession(session_string)
+        return self.create_on(StringSession(session_string), receive_updates=receive_updates)
+
+    def create_on(
+        self,
+        session: StringSession,
+        *,
+        receive_updates: bool = False,
+        client_class: type[TelegramClient] = TelegramClient,
+    ) -> TelegramClient:
+        """A client on a given session object (a listening session's PgSession), of
+        ``client_class`` (the listening client runs the feed as its update loop)."""
         if self.endpoint is not None:
             apply_to_session(session, self.endpoint)
-        return TelegramClient(
+        return client_class(
             session,
             self.api_id,
             self.api_hash,
@@ -147,3 +157,14 @@ class LazyClientFactory:
         self, session_string: str | None, *, receive_updates: bool = False
     ) -> TelegramClient:
         return self.resolve().create(session_string, receive_updates=receive_updates)
+
+    def create_on(
+        self,
+        session: StringSession,
+        *,
+        receive_updates: bool = False,
+        client_class: type[TelegramClient] = TelegramClient,
+    ) -> TelegramClient:
+        return self.resolve().create_on(
+            session, receive_updates=receive_updates, client_class=client_class
+        )

@@ -153,6 +153,9 @@ class SystemUnderTest:
             "LOCAL_KEYRING": f"k1:{keyring}",
             "TELEGRAM_EMULATOR_CONFIG": str(emulator.state_dir / "emulator.json"),
             "LOG_LEVEL": "INFO",
+            # Workers listen only where a test asks for it (tests/listening): placement
+            # would otherwise claim every authorised session of the shared database.
+            "LISTEN_CAPACITY": "0",
             **(overrides or {}),
         }
         self.settings: Settings = load_settings(

@@ -1,0 +1,56 @@
+"""Driving inbound traffic through the emulator and reading what the log holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.support.system import SystemUnderTest
+
+
+def send_as(
+    system: SystemUnderTest, sender_id: int, recipient_id: int, text_: str, **extra: Any
+) -> dict[str, Any]:
+    """A private message from an emulator user (no session of ours) to an account."""
+    body = {"sender": sender_id, "peer": {"type": "user", "id": recipient_id}, "text": text_}
+    return dict(system.control.call("POST", "/messages", {**body, **extra}))
+
+
+def send_batch(system: SystemUnderTest, messages: list[dict[str, Any]]) -> list[Any]:
+    return list(system.control.call("POST", "/messages", {"messages": messages}))
+
+
+def events(system: SystemUnderTest, tenant_id: str, type_: str | None = None) -> list[Any]:
+    where = "tenant_id = :t" + (" AND type = :type" if type_ else "")
+    with system.engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT app_id, sequence, type, dedup_key, data, published_at "
+                    f"FROM inbound_events WHERE {where} ORDER BY app_id, sequence"
+                ),
+                {"t": tenant_id, "type": type_},
+            ).all()
+        )
+
+
+def count_events(system: SystemUnderTest, tenant_id: str, type_: str) -> int:
+    with system.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM inbound_events WHERE tenant_id = :t AND type = :type"),
+                {"t": tenant_id, "type": type_},
+            ).scalar_one()
+        )
+
+
+def listening_held(system: SystemUnderTest) -> dict[str, int]:
+    """Worker id -> how many listening leases it holds (from Redis)."""
+    held: dict[str, int] = {}
+    for raw in system.redis.scan_iter(match="session_lock:*"):
+        worker = system.redis.hget(raw, "worker")
+        if worker is not None:
+            name = worker.decode()
+            held[name] = held.get(name, 0) + 1
+    return held

@@ -1,0 +1,64 @@
+"""A listening worker hears its accounts: pushed messages become events, once each."""
+
+from __future__ import annotations
+
+from integration_service.store import SessionKey
+from tests.listening.inbound_support import count_events, events, send_as
+from tests.support.processes import wait_for
+from tests.support.system import SystemUnderTest
+
+TENANT = "tenant-listen"
+
+
+def test_pushed_messages_and_a_restart_become_events_once(system: SystemUnderTest) -> None:
+    accounts = system.provision(3, tenant_id=TENANT)
+    sender = system.control.create_user("+79770000001", "Sender", username="sender_smoke")
+    worker = system.start_worker("listen-a")
+    wait_for(
+        lambda: all(
+            system.redis.exists(f"session_lock:{a.key.tenant_id}:{a.key.app_id}") for a in accounts
+        ),
+        timeout=30,
+        what="placement claimed every account",
+    )
+    # Until the feed has its first state, a message may predate the log: wait for it.
+    wait_for(lambda: _started(system, [a.key for a in accounts]), timeout=30, what="feeds started")
+    for account in accounts:
+        for i in range(5):
+            send_as(system, int(sender["user_id"]), account.user_id, f"hello {i}")
+    wait_for(
+        lambda: count_events(system, TENANT, "message.received") == 15,
+        timeout=30,
+        what="15 received events",
+    )
+    system.stop_worker(worker)
+    # Offline: these arrive through getDifference when a worker listens again.
+    for account in accounts:
+        send_as(system, int(sender["user_id"]), account.user_id, "while away")
+    system.start_worker("listen-b")
+    wait_for(
+        lambda: count_events(system, TENANT, "message.received") == 18,
+        timeout=30,
+        what="18 received events after the restart",
+    )
+    rows = events(system, TENANT, "message.received")
+    assert len({(r.app_id, r.dedup_key) for r in rows}) == 18
+    for account in accounts:
+        sequences = [r.sequence for r in events(system, TENANT) if r.app_id == account.key.app_id]
+        assert sequences == list(range(1, len(sequences) + 1))
+        texts = [r.data["text"] for r in rows if r.app_id == account.key.app_id]
+        assert texts == [f"hello {i}" for i in range(5)] + ["while away"]
+        sender_data = rows[0].data["sender"]
+        assert sender_data["id"] == int(sender["user_id"])
+    assert system.control.stats()["auth_key_duplicated"] == 0
+
+
+def _started(system: SystemUnderTest, keys: list[SessionKey]) -> bool:
+    from sqlalchemy import text
+
+    with system.engine.connect() as conn:
+        started = conn.execute(
+            text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
+            {"t": TENANT},
+        ).scalar_one()
+    return int(started) == len(keys)
