@@ -92,7 +92,8 @@ def plan(
         Process(
             "worker_high",
             [*worker, "--queues=high", "--hostname=high@%h"],
-            {**shared, "METRICS_PORT": str(ports.worker_high)},
+            # The interactive worker never listens: logins hand their session to placement.
+            {**shared, "METRICS_PORT": str(ports.worker_high), "LISTEN_CAPACITY": "0"},
             f"http://127.0.0.1:{ports.worker_high}/health/ready",
             "worker for interactive logins (queue high)",
         ),
@@ -101,7 +102,7 @@ def plan(
             [*worker, "--queues=mid,low", "--hostname=bulk@%h"],
             {**shared, "METRICS_PORT": str(ports.worker_bulk)},
             f"http://127.0.0.1:{ports.worker_bulk}/health/ready",
-            "worker for sends, reconnects and validation (queues mid, low)",
+            "worker for sends, reconnects, validation and listening (queues mid, low)",
         ),
         Process(
             "beat",
