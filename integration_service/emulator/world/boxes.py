@@ -110,24 +110,26 @@ class MessageBoxes:
 
     def restore(
         self,
-        user_messages: list[tuple[int, int, types.Message]],
-        channel_posts: list[tuple[int, ChannelPost]],
+        user_messages: list[tuple[int, int, types.Message | types.MessageEmpty]],
+        channel_posts: list[tuple[int, ChannelPost, bool]],
         user_updates: list[tuple[int, UserEntry]] | None = None,
         channel_updates: list[tuple[int, ChannelEntry]] | None = None,
     ) -> None:
-        """Load saved boxes: messages as they read now (with the pts they arrived with),
-        posts likewise, and the edit/deletion steps. A deleted message left no row, so its
-        arrival step is gone too; its deletion step remains."""
+        """Load saved boxes: messages as they read now under the pts they arrived with (a
+        deleted one as ``messageEmpty``: its arrival step stays, its content is gone), posts
+        likewise (``None`` for a deleted one), and the edit/deletion steps."""
         self.reset()
         for user_id, pts, message in user_messages:
             box = self.user_box(user_id)
-            box.messages[message.id] = (pts, message)
+            if isinstance(message, types.Message):
+                box.messages[message.id] = (pts, message)
             box.entries.append(UserEntry(pts, 1, _timestamp(message), new_message_id=message.id))
         for user_id, entry in user_updates or ():
             self.user_box(user_id).entries.append(entry)
-        for channel_id, post in channel_posts:
+        for channel_id, post, deleted in channel_posts:
             channel_box = self.channel_box(channel_id)
-            channel_box.posts[post.message_id] = post
+            if not deleted:
+                channel_box.posts[post.message_id] = post
             channel_box.entries.append(
                 ChannelEntry(post.pts, 1, post.date, new_message_id=post.message_id)
             )
@@ -183,7 +185,7 @@ class MessageBoxes:
         journal = self._state.journal
         for message_id in message_ids:
             arrived_pts, _ = box.messages.pop(message_id)
-            journal.appended(USER_MESSAGES_DELETED, (account.user_id, arrived_pts))
+            journal.appended(USER_MESSAGES_DELETED, (account.user_id, arrived_pts, message_id))
         account.pts += len(message_ids)
         update = types.UpdateDeleteMessages(
             messages=list(message_ids), pts=account.pts, pts_count=len(message_ids)
@@ -260,5 +262,6 @@ def reply_header(reply_to: int | None) -> types.MessageReplyHeader | None:
     return None if reply_to is None else types.MessageReplyHeader(reply_to_msg_id=reply_to)
 
 
-def _timestamp(message: types.Message) -> float:
-    return message.date.timestamp() if message.date is not None else 0.0
+def _timestamp(message: types.Message | types.MessageEmpty) -> float:
+    date = getattr(message, "date", None)
+    return date.timestamp() if date is not None else 0.0

@@ -126,12 +126,14 @@ CREATE TABLE login_tokens (
 """
 _MIGRATIONS = {
     # 2: edits and deletions. user_messages / channel_posts hold each message as it reads
-    # now under the pts it arrived with (an edit rewrites the row, a deletion removes it);
+    # now under the pts it arrived with (an edit rewrites the row; a deletion leaves a
+    # tombstone, messageEmpty / deleted = 1, so the box's steps stay as they were);
     # the edit and deletion steps of each box are rows of their own; which message in
     # each box is the same private/group message; the update settings.
     2: """
 ALTER TABLE channel_posts ADD COLUMN reply_to INTEGER;
 ALTER TABLE channel_posts ADD COLUMN edit_date REAL;
+ALTER TABLE channel_posts ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE user_updates (
     user_id INTEGER NOT NULL, pts INTEGER NOT NULL, pts_count INTEGER NOT NULL,
     date REAL NOT NULL, update_tl BLOB NOT NULL, PRIMARY KEY (user_id, pts)
@@ -332,13 +334,13 @@ class WorldStorage:
             "SELECT user_id, pts, message FROM user_messages ORDER BY user_id, pts"
         ):
             message = BinaryReader(bytes(raw)).tgread_object()
-            assert isinstance(message, types.Message)
+            assert isinstance(message, types.Message | types.MessageEmpty)
             user_messages.append((user_id, pts, message))
         posts = [
-            (row[0], ChannelPost(*row[1:]))
+            (row[0], ChannelPost(*row[1:-1]), bool(row[-1]))
             for row in self._rows(
-                "SELECT channel_id, pts, message_id, sender_id, text, date, reply_to, edit_date "
-                "FROM channel_posts ORDER BY channel_id, pts"
+                "SELECT channel_id, pts, message_id, sender_id, text, date, reply_to, edit_date, "
+                "deleted FROM channel_posts ORDER BY channel_id, pts"
             )
         ]
         user_updates = []
@@ -578,13 +580,17 @@ class WorldStorage:
                 for channel_id, post in appended.get(CHANNEL_POSTS_TABLE, ())
             ],
         )
-        # deletions after the rows they delete (both can be in one save)
+        # deletions after the rows they delete (both can be in one save): a tombstone keeps
+        # the pts step, not the content
         db.executemany(
-            "DELETE FROM user_messages WHERE user_id = ? AND pts = ?",
-            appended.get(USER_MESSAGES_DELETED, ()),
+            "UPDATE user_messages SET message = ? WHERE user_id = ? AND pts = ?",
+            [
+                (bytes(types.MessageEmpty(id=message_id, peer_id=None)), user_id, pts)
+                for user_id, pts, message_id in appended.get(USER_MESSAGES_DELETED, ())
+            ],
         )
         db.executemany(
-            "DELETE FROM channel_posts WHERE channel_id = ? AND pts = ?",
+            "UPDATE channel_posts SET deleted = 1, text = '' WHERE channel_id = ? AND pts = ?",
             appended.get(CHANNEL_POSTS_DELETED, ()),
         )
         db.executemany(
