@@ -43,6 +43,8 @@ from integration_service.telegram.terminated import SessionTerminated
 if TYPE_CHECKING:
     from celery import Celery
 
+    from integration_service.inbound.event_log import EventLog
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -394,6 +396,14 @@ class IntegrationClient:
         )
 
     @_reaching
+    def set_listening(self, tenant_id: str, app_id: str, listening: bool) -> None:
+        """Turn a session's listening on or off: placement connects it with updates on (or
+        lets it go) within a round. Raises SessionNotFound for an unknown session."""
+        if not isinstance(listening, bool):
+            raise inputs.InvalidInput("listening", "must be true or false")
+        self.store.set_listening(self._key(tenant_id, app_id), listening)
+
+    @_reaching
     def qr_code(self, tenant_id: str, app_id: str, ticket_id: str | None = None) -> QrCode | None:
         """The QR to show while a QR login waits for its scan, else None.
 
@@ -453,6 +463,77 @@ class IntegrationClient:
                     f"session {tenant_id}/{app_id} is {current.state}, not {sorted(wanted)}"
                 )
             time.sleep(0.1)
+
+    # Events (docs/EVENTS.md) -----------------------------------------------------------
+
+    @_reaching
+    def events(
+        self,
+        tenant_id: str,
+        *,
+        app_id: str | None = None,
+        after: str | int | uuid.UUID | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The tenant's events after a cursor, as envelopes, in log order.
+
+        ``after``: an event id (any session of the tenant), or with ``app_id`` a
+        per-session sequence number; None starts at the oldest event kept
+        (EVENT_RETENTION_DAYS). Pass the last envelope's id (or sequence) to get the next
+        page: paging never skips an event, even one committed late. ``types`` keeps
+        only those types (``EVENT_TYPES``); ``limit`` is 1..1000.
+        """
+        from integration_service.inbound.event_log import EventLog
+        from integration_service.inbound.query import EventQuery
+
+        query = EventQuery.parse(tenant_id, app_id=app_id, after=after, types=types, limit=limit)
+        log = EventLog(self.engine)
+        self._require_event_scope(log, query.tenant_id, query.app_id, query.after)
+        found = log.read(
+            query.tenant_id,
+            app_id=query.app_id,
+            after=query.after,
+            types=query.types,
+            limit=query.limit,
+        )
+        return [event.envelope() for event in found]
+
+    @_reaching
+    def latest_event_id(self, tenant_id: str, *, app_id: str | None = None) -> str | None:
+        """The id of the newest event ``events`` can return now (None: none yet): the
+        cursor to follow the log from here on (``events tail``)."""
+        from integration_service.inbound.query import EventQuery
+
+        query = EventQuery.parse(tenant_id, app_id=app_id)
+        self._require_tenant(query.tenant_id)
+        where = "tenant_id = :tenant_id AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+        params = {"tenant_id": query.tenant_id}
+        if query.app_id is not None:
+            where += " AND app_id = :app_id"
+            params["app_id"] = query.app_id
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    f"SELECT id FROM inbound_events WHERE {where} "  # noqa: S608 - fixed fragments
+                    "ORDER BY txid DESC, position DESC LIMIT 1"
+                ),
+                params,
+            ).scalar()
+        return None if found is None else str(found)
+
+    def _require_event_scope(
+        self, log: EventLog, tenant_id: str, app_id: str | None, after: object
+    ) -> None:
+        self._require_tenant(tenant_id)
+        if app_id is not None and self.store.get(SessionKey(tenant_id, app_id)) is None:
+            raise SessionNotFound(f"no session {tenant_id}/{app_id}")
+        if isinstance(after, uuid.UUID) and log.get(tenant_id, after) is None:
+            raise inputs.InvalidInput(
+                "after",
+                "names no event of this tenant (older than EVENT_RETENTION_DAYS, or not "
+                "an id from this tenant's events)",
+            )
 
     def close(self) -> None:
         self.redis.close()

@@ -13,9 +13,11 @@ from integration_service.cli import budget
 from integration_service.cli.credentials import bot_login, code_login, password
 from integration_service.cli.database import migrate
 from integration_service.cli.emulator import emulator
+from integration_service.cli.events import events
 from integration_service.cli.login import finalize, qr_login
 from integration_service.cli.messages import send
 from integration_service.cli.ops import health, migrate_sessions, rotate_keys, validate
+from integration_service.cli.relay import relay
 from integration_service.cli.run import run
 from integration_service.cli.sessions import list_sessions, status, tenant
 
@@ -51,6 +53,8 @@ for command in (
     emulator,
     migrate,
     run,
+    relay,
+    events,
 ):
     main.add_command(command)
 
