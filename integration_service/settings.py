@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     webhook_max_in_flight: int = Field(default=4, ge=1, le=1000)
     webhook_backoff_base: float = Field(default=1.0, gt=0, le=3600)
     webhook_backoff_max: float = Field(default=3600.0, gt=0, le=86400)
+    # How long a rotated-out secret still signs (both signatures are sent meanwhile).
+    webhook_secret_grace: int = Field(default=24 * 3600, ge=0, le=30 * 86400)
+    # The dispatcher: its poll period when nothing is due, how many attempts one process
+    # has in flight at most (over all subscriptions), and its fan-out batch.
+    webhook_poll_interval: float = Field(default=0.05, gt=0, le=60)
+    webhook_concurrency: int = Field(default=64, ge=1, le=10000)
+    webhook_batch: int = Field(default=200, ge=1, le=10000)
 
     # Login and validation.
     qr_ticket_ttl: int = Field(default=600, ge=30, le=86400)
