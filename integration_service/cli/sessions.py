@@ -222,3 +222,25 @@ def tenant_add(tenant_id: str, name: str | None, as_json: bool) -> None:
     with open_client(needs=DATABASE) as client:
         client.store.ensure_tenant(identifier, name)
     emit({"tenant_id": identifier, "registered": True}, f"tenant {identifier} registered")
+
+
+@click.command("listen")
+@click.argument("tenant_id")
+@click.argument("app_id")
+@click.option(
+    "--off", "turn_off", is_flag=True, help="Stop listening (placement lets the session go)."
+)
+@json_option
+@guarded
+def listen(tenant_id: str, app_id: str, turn_off: bool, as_json: bool) -> None:
+    """Turn listening on (default) or off for a session.
+
+    A listening session is held by one listening worker with updates on, and its inbound
+    messages become events. Placement follows within one round (PLACEMENT_INTERVAL).
+    """
+    with open_client(needs=DATABASE) as client:
+        client.set_listening(tenant_id, app_id, not turn_off)
+    emit(
+        {"tenant_id": tenant_id, "app_id": app_id, "listening": not turn_off},
+        lambda: f"{tenant_id}/{app_id}: listening {'off' if turn_off else 'on'}",
+    )

@@ -20,6 +20,7 @@ import asyncio
 import math
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import structlog
@@ -57,6 +58,8 @@ class Placement:
         self._registry = f"{key_prefix}listeners"
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._round: asyncio.Future[None] | None = None
+        self._claimers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="placement")
 
     def start(self) -> None:
         """On the runtime's loop."""
@@ -67,6 +70,10 @@ class Placement:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
+        if self._round is not None and not self._round.done():
+            # Let a round in progress finish its claims before the pool closes.
+            await asyncio.wait([self._round], timeout=15)
+        self._claimers.shutdown(wait=False, cancel_futures=True)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._leave)
@@ -80,7 +87,8 @@ class Placement:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             try:
-                await loop.run_in_executor(None, self.round)
+                self._round = loop.run_in_executor(None, self.round)
+                await asyncio.shield(self._round)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - the next round tries again
@@ -129,6 +137,18 @@ class Placement:
         alive = {w for w, exists in zip(held_by, pipe.execute(), strict=True) if exists}
         return [key for key, holder in candidates if holder is None or holder not in alive]
 
+    def _claim(self, key: SessionKey) -> bool:
+        if self._stopping:
+            return False
+        try:
+            self._runtime.listen(key)
+        except ServiceError as error:
+            # Owned elsewhere by now, or not connectable yet: the next round tries again.
+            logger.debug("placement_claim_skipped", session=str(key), code=error.code)
+            return False
+        PLACEMENT_MOVES.labels(action="claimed").inc()
+        return True
+
     def round(self) -> None:
         runtime = self._runtime
         settings = self._settings
@@ -152,20 +172,11 @@ class Placement:
                 PLACEMENT_MOVES.labels(action="released").inc()
             logger.info("placement_released", count=len(excess), held=len(held), target=target)
         elif len(held) < target and unowned:
-            wanted_now = min(settings.placement_batch, target - len(held))
             random.shuffle(unowned)
-            claimed = 0
-            for key in unowned:
-                if claimed >= wanted_now or self._stopping:
-                    break
-                try:
-                    runtime.listen(key)
-                except ServiceError as error:
-                    # Owned elsewhere by now, or not connectable yet: next round.
-                    logger.debug("placement_claim_skipped", session=str(key), code=error.code)
-                    continue
-                claimed += 1
-                PLACEMENT_MOVES.labels(action="claimed").inc()
+            chosen = unowned[: min(settings.placement_batch, target - len(held))]
+            # Claimed side by side: each claim waits on a connection (the pool bounds the
+            # concurrent handshakes), and one slow claim must not hold up the round.
+            claimed = sum(self._claimers.map(self._claim, chosen))
             if claimed:
                 logger.info("placement_claimed", count=claimed, target=target)
         LISTENING_SESSIONS.set(len(self.held()))
