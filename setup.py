@@ -18,5 +18,9 @@ setup(
         f"{MIGRATIONS}.versions",
     ],
     package_dir={MIGRATIONS: "alembic"},
-    package_data={MIGRATIONS: ["script.py.mako"]},
+    # The events' JSON Schema (docs/EVENTS.md) ships beside the code that writes them.
+    package_data={
+        MIGRATIONS: ["script.py.mako"],
+        "integration_service.inbound": ["event_schema.json"],
+    },
 )

@@ -53,3 +53,13 @@ def prune_job_journal(self: ServiceTask) -> dict[str, int]:
     runtime = get_runtime()
     retention = timedelta(seconds=runtime.settings.job_journal_retention)
     return {"deleted": runtime.journal.prune(retention)}
+
+
+@app.task(name="tasks.maintenance.prune_events", base=ServiceTask, bind=True)
+def prune_events(self: ServiceTask) -> dict[str, int]:
+    """Delete events older than EVENT_RETENTION_DAYS from the log (beat runs it hourly)."""
+    from integration_service.inbound.event_log import EventLog
+
+    runtime = get_runtime()
+    retention = timedelta(days=runtime.settings.event_retention_days)
+    return {"deleted": EventLog(runtime.engine).prune(retention)}

@@ -39,7 +39,7 @@ from integration_service.cli.output import guarded
     default=9100,
     show_default=True,
     envvar="METRICS_BASE_PORT",
-    help="Workers and beat expose /metrics and /health on base+1, +2, +3.",
+    help="Workers, beat and the relay expose /metrics and /health on base+1 .. +4.",
 )
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option(

@@ -34,6 +34,10 @@ class Ports:
     def beat(self) -> int:
         return self.metrics_base + 3
 
+    @property
+    def relay(self) -> int:
+        return self.metrics_base + 4
+
 
 @dataclass(frozen=True)
 class Process:
@@ -110,6 +114,13 @@ def plan(
             {**shared, "METRICS_PORT": str(ports.beat)},
             f"http://127.0.0.1:{ports.beat}/health/ready",
             "periodic validation sweep (leader-leased)",
+        ),
+        Process(
+            "relay",
+            [sys.executable, "-m", "integration_service.cli", "relay"],
+            {**shared, "METRICS_PORT": str(ports.relay)},
+            f"http://127.0.0.1:{ports.relay}/health/ready",
+            "event relay: the event log to the events exchange (and webhooks)",
         ),
         Process(
             "flower",

@@ -76,8 +76,8 @@ def running(
     cache = redis.Redis(db=REDIS_DB)
     cache.flushdb()
     # One block for every port `run` listens on: ports picked one by one could collide.
-    metrics_base = free_block(5)
-    flower = metrics_base + 5
+    metrics_base = free_block(6)
+    flower = metrics_base + 6
     with private_vhost() as broker_url:
         env = {
             **os.environ,
@@ -86,7 +86,7 @@ def running(
             "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "LOCAL_KEYRING": "k1:" + base64.b64encode(os.urandom(32)).decode(),
             "STATE_DIR": str(tmp_path / "state"),
-            "EMULATOR_PORT": str(metrics_base + 4),
+            "EMULATOR_PORT": str(metrics_base + 5),
             "FLOWER_PORT": str(flower),
             "METRICS_BASE_PORT": str(metrics_base),
             "FLOWER_BASIC_AUTH": FLOWER_AUTH,
@@ -114,7 +114,8 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
     running: tuple[RunningSystem, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     system, process = running
-    ready = [f"http://127.0.0.1:{system.metrics_base + i}/health/ready" for i in (1, 2, 3)]
+    # Workers, beat and the relay.
+    ready = [f"http://127.0.0.1:{system.metrics_base + i}/health/ready" for i in (1, 2, 3, 4)]
 
     def all_healthy() -> bool:
         return (

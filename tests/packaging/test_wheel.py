@@ -49,6 +49,7 @@ UNSET = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 # the `run` supervisor would start (devserver.processes.plan) for these ports.
 PROBE = """
 import json, sys
+from importlib.resources import files
 from pathlib import Path
 import celeryconfig, integration_service, tasks
 from integration_service.cli.database import migrations_dir
@@ -62,6 +63,7 @@ print(json.dumps({
     "files": [integration_service.__file__, tasks.__file__, celeryconfig.__file__,
               str(migrations_dir())],
     "sys_path": sys.path,
+    "event_schema": files("integration_service.inbound").joinpath("event_schema.json").is_file(),
     "plan": {p.name: {"argv": p.argv, "env": p.env, "ready_url": p.ready_url}
              for p in processes},
 }))
@@ -242,8 +244,8 @@ def test_wheel_migrates_starts_every_process_and_sends_from_any_directory(
         env = clean_env(**system.env, FLOWER_BASIC_AUTH=FLOWER_AUTH)
 
         # One block of free ports: picked one by one, Flower's could be a metrics port.
-        metrics_base = free_block(4)
-        flower_port = metrics_base + 4
+        metrics_base = free_block(5)
+        flower_port = metrics_base + 5
         probe: dict[str, Any] = json.loads(
             run(
                 [
@@ -263,8 +265,9 @@ def test_wheel_migrates_starts_every_process_and_sends_from_any_directory(
         for path in probe["files"]:
             assert Path(path).is_relative_to(wheel_venv.root), path
         assert not any(Path(p or ".").resolve() == REPO_ROOT for p in probe["sys_path"])
+        assert probe["event_schema"], "docs/EVENTS.md's JSON Schema is missing from the wheel"
         plan = probe["plan"]
-        for name in ("worker_bulk", "beat", "flower"):
+        for name in ("worker_bulk", "beat", "relay", "flower"):
             assert plan[name]["argv"][0] == str(wheel_venv.python), plan[name]["argv"]
 
         def start(name: str) -> Started:
@@ -275,8 +278,10 @@ def test_wheel_migrates_starts_every_process_and_sends_from_any_directory(
             return process
 
         worker, beat, flower = start("worker_bulk"), start("beat"), start("flower")
+        relay = start("relay")
         worker.wait_ready(plan["worker_bulk"]["ready_url"])
         beat.wait_ready(plan["beat"]["ready_url"])
+        relay.wait_ready(plan["relay"]["ready_url"])
         flower.wait_ready(plan["flower"]["ready_url"])
 
         # Flower loaded the app's configuration: it reaches our vhost and sees the worker.
@@ -317,8 +322,16 @@ def test_wheel_migrates_starts_every_process_and_sends_from_any_directory(
         assert [(m["sender_id"], m["peer_id"], m["text"]) for m in delivered] == [
             (sender.user_id, recipient_id, body)
         ], worker.log()
+        # The send's outcome became a message.sent event, which the relay published.
+        relay_metrics = plan["relay"]["ready_url"].replace("/health/ready", "/metrics")
+        wait_for(
+            lambda: 'events_published_total{type="message.sent"} 1.0' in http_get(relay_metrics)[1],
+            timeout=30,
+            interval=0.25,
+            what="the relay publishing message.sent",
+        )
 
-        for process in (flower, beat, worker):
+        for process in (relay, flower, beat, worker):
             stop_process(process.process, timeout=30)
             assert process.process.poll() is not None
 
