@@ -10,6 +10,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -17,9 +18,10 @@ from telethon import TelegramClient, events
 from telethon.tl import functions, types
 
 from integration_service.emulator.runner import default_control_starter
-from integration_service.emulator.testing import InProcessEmulator
+from integration_service.emulator.testing import EmulatorProcess, InProcessEmulator
 from integration_service.emulator.world import TelegramWorld
 from integration_service.emulator.world.client_helper import (
+    ControlApiError,
     authorized_client,
     control_call,
     emulator_client,
@@ -251,3 +253,50 @@ def test_updates_too_long_makes_telethon_ask_for_the_difference(emu: Emu) -> Non
             await _until(fault_used, "Telethon's updates.getDifference after updatesTooLong")
 
     _run(scenario)
+
+
+def test_the_command_line_limit_and_inbound_steps_survive_a_restart(tmp_path: Path) -> None:
+    """The emulator as the CLI runs it: --difference-limit is applied and saved; messages,
+    edits, deletions and which copy is whose are on disk when it comes back."""
+
+    async def first_run(url: str) -> tuple[int, int]:
+        assert (await control_call(url, "GET", "/settings"))["difference_limit"] == 3
+        ids = [
+            (await control_call(url, "POST", "/users", {"phone": random_phone(), "first_name": n}))[
+                "user_id"
+            ]
+            for n in ("Аня", "Боря")
+        ]
+        to_b = {"type": "user", "id": ids[1]}
+        texts = [{"sender": ids[0], "peer": to_b, "text": f"m{n}"} for n in range(3)]
+        await control_call(url, "POST", "/messages", {"messages": texts})
+        await control_call(
+            url, "POST", "/messages/delete", {"sender": ids[0], "peer": to_b, "message_ids": [2]}
+        )
+        return ids[0], ids[1]
+
+    async def second_run(url: str, a: int, b: int) -> None:
+        assert (await control_call(url, "GET", "/settings"))["difference_limit"] == 3
+        edited = await control_call(
+            url,
+            "POST",
+            "/messages/edit",
+            {"sender": a, "peer": {"type": "user", "id": b}, "message_id": 1, "text": "m0!"},
+        )
+        # Bob's copy was found after the restart; his pts: 3 messages + 1 deletion + 1 edit
+        assert edited["recipients"] == {str(a): 1, str(b): 1} and edited["pts"] == 5
+        with pytest.raises(ControlApiError, match="MESSAGE_ID_INVALID"):
+            await control_call(
+                url,
+                "POST",
+                "/messages/edit",
+                {"sender": a, "peer": {"type": "user", "id": b}, "message_id": 2, "text": "x"},
+            )
+
+    state_dir = tmp_path / "emulator"
+    with EmulatorProcess(state_dir, extra_args=["--difference-limit", "3"]) as first:
+        assert first.control_url is not None
+        a, b = asyncio.run(first_run(first.control_url))
+    with EmulatorProcess(state_dir) as second:
+        assert second.control_url is not None
+        asyncio.run(second_run(second.control_url, a, b))

@@ -386,13 +386,11 @@ class WorldStorage:
         )
 
     def _load_settings(self, world: TelegramWorld) -> None:
-        """Saved settings, except those the operator gave this run (they win, and are
-        saved)."""
+        """Saved settings, except those the operator gave this run (they win; the world
+        saves them once attached)."""
         for name, value in self._rows("SELECT name, value FROM settings"):
             if name in world.settings.names() and name not in world.explicit_settings:
                 world.settings.set(name, value)
-        for name in world.explicit_settings:
-            world.state.journal.changed(SETTINGS_TABLE, name)
 
     # Saving ----------------------------------------------------------------------------
 

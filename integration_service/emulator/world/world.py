@@ -35,7 +35,7 @@ from integration_service.emulator.world.message_copies import MessageCopies
 from integration_service.emulator.world.messaging import Messaging
 from integration_service.emulator.world.password_login import PasswordLogin
 from integration_service.emulator.world.qr import QrLogin
-from integration_service.emulator.world.settings import UpdateSettings
+from integration_service.emulator.world.settings import SETTINGS_TABLE, UpdateSettings
 from integration_service.emulator.world.state import Clock, WorldState
 from integration_service.emulator.world.world_control import WorldControl
 
@@ -108,6 +108,9 @@ class TelegramWorld(WorldControl):
         if self.auth_keys is not None:
             self.auth_keys.journal = self.state.journal
         self.state.journal.attach(lambda: storage.save(self))
+        for name in self.explicit_settings:  # the command line's settings are kept too
+            self.state.journal.changed(SETTINGS_TABLE, name)
+        self.save()
 
     def save(self) -> None:
         """Write every pending change (no-op without storage or changes)."""
