@@ -22,6 +22,7 @@ REQUIRED_SERVICES = {
     "worker-high",
     "worker-bulk",
     "beat",
+    "relay",
     "flower",
     "prometheus",
     "grafana",

@@ -12,7 +12,7 @@ from tests.deploy.loading import K8S, k8s_documents, load_yaml
 
 SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET|API_HASH|BASIC_AUTH|KEYRING|_URL$", re.I)
 URL_WITH_PASSWORD = re.compile(r"://[^:@/\s]*:[^@/\s]+@")
-APP_DEPLOYMENTS = ("worker-high", "worker-bulk", "beat")
+APP_DEPLOYMENTS = ("worker-high", "worker-bulk", "beat", "relay")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,13 @@ def test_expected_objects_exist(documents: list[tuple[Path, dict[str, Any]]]) ->
     kinds = {(doc["kind"], doc["metadata"]["name"]) for _, doc in documents}
     for name in (*APP_DEPLOYMENTS, "flower"):
         assert ("Deployment", name) in kinds
-    for name in ("worker-high-metrics", "worker-bulk-metrics", "beat-metrics", "flower"):
+    for name in (
+        "worker-high-metrics",
+        "worker-bulk-metrics",
+        "beat-metrics",
+        "relay-metrics",
+        "flower",
+    ):
         assert ("Service", name) in kinds
     assert ("Job", "migrate") in kinds
     assert ("Namespace", "integration-service") in kinds
@@ -72,7 +78,7 @@ def test_pods_are_hardened_and_sized(documents: list[tuple[Path, dict[str, Any]]
         *_by_kind(documents, "Deployment").values(),
         *_by_kind(documents, "Job").values(),
     ]
-    assert len(workloads) == 5
+    assert len(workloads) == 6
     for workload in workloads:
         pod = workload["spec"]["template"]["spec"]
         container = _container(workload)
@@ -102,6 +108,9 @@ def test_workers_shut_down_warm_and_consume_their_queues(
         args = _container(deployments[name])["args"]
         assert flag in args and "--pool=threads" in args, name
     assert deployments["beat"]["spec"]["replicas"] == 1
+    # Several relays are safe (SKIP LOCKED) and keep the events flowing through a restart.
+    assert deployments["relay"]["spec"]["replicas"] == 2
+    assert _container(deployments["relay"])["args"] == ["integration-service", "relay"]
 
 
 def test_flower_is_cluster_internal(documents: list[tuple[Path, dict[str, Any]]]) -> None:

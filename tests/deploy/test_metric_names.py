@@ -22,6 +22,16 @@ DASHBOARD_MUST_SHOW = {
     "session_save_errors_total",
     "session_state_transitions_total",
     "rabbitmq_queue_messages",
+    # Inbound (issue 12): the feed, the relay, webhooks, placement.
+    "inbound_events_total",
+    "inbound_event_lag_seconds_bucket",
+    "events_published_total",
+    "event_relay_backlog",
+    "webhook_deliveries_total",
+    "webhook_delivery_seconds_bucket",
+    "listening_sessions",
+    "listening_sessions_unowned",
+    "session_gaps_total",
 }
 
 

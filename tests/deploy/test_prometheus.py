@@ -27,8 +27,12 @@ REQUIRED_ALERTS = {
     "FloodWaitSurge",
     "WorkerDown",
     "SessionSaveErrors",
+    "EventRelayBacklog",
+    "WebhookFailureRate",
+    "ListeningSessionUnowned",
+    "SessionGaps",
 }
-REQUIRED_JOBS = {"worker-high", "worker-bulk", "beat", "flower", "rabbitmq"}
+REQUIRED_JOBS = {"worker-high", "worker-bulk", "beat", "relay", "flower", "rabbitmq"}
 
 
 def _balanced(expr: str) -> bool:
@@ -117,7 +121,7 @@ def test_scrape_config_covers_every_process() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) >= REQUIRED_JOBS
-    for name in ("worker-high", "worker-bulk", "beat"):
+    for name in ("worker-high", "worker-bulk", "beat", "relay"):
         ports = {sd["port"] for sd in jobs[name]["dns_sd_configs"]}
         assert ports == {9100}, name
     rabbit_targets = jobs["rabbitmq"]["static_configs"][0]["targets"]
