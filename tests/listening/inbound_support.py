@@ -17,8 +17,10 @@ def send_as(
     return dict(system.control.call("POST", "/messages", {**body, **extra}))
 
 
-def send_batch(system: SystemUnderTest, messages: list[dict[str, Any]]) -> list[Any]:
-    return list(system.control.call("POST", "/messages", {"messages": messages}))
+def send_batch(system: SystemUnderTest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One control call for many messages; the emulator's answer for each, in order."""
+    answer = system.control.call("POST", "/messages", {"messages": messages})
+    return list(answer["messages"])
 
 
 def events(system: SystemUnderTest, tenant_id: str, type_: str | None = None) -> list[Any]:
@@ -51,6 +53,6 @@ def listening_held(system: SystemUnderTest) -> dict[str, int]:
     for raw in system.redis.scan_iter(match="session_lock:*"):
         worker = system.redis.hget(raw, "worker")
         if worker is not None:
-            name = worker.decode()
+            name = worker.decode() if isinstance(worker, bytes) else str(worker)
             held[name] = held.get(name, 0) + 1
     return held
