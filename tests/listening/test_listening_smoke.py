@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from integration_service.inputs import InvalidInput
 from integration_service.store import SessionKey
 from tests.listening.inbound_support import count_events, events, send_as
 from tests.support.processes import wait_for
@@ -62,3 +70,59 @@ def _started(system: SystemUnderTest, keys: list[SessionKey]) -> bool:
             {"t": TENANT},
         ).scalar_one()
     return int(started) == len(keys)
+
+
+FLAG_TENANT = "tenant-listen-flag"
+
+
+def _cli(system: SystemUnderTest, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "integration_service.cli", *args],
+        env={**os.environ, **system.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _held(system: SystemUnderTest, key: SessionKey) -> bool:
+    return bool(system.redis.exists(f"session_lock:{key.tenant_id}:{key.app_id}"))
+
+
+def test_listening_turned_off_and_on_through_cli_and_producer(system: SystemUnderTest) -> None:
+    quiet, loud = system.provision_minted(2, FLAG_TENANT)
+    sender = int(system.control.create_user("+79770000002", "Flag sender")["user_id"])
+    system.start_worker("listen-flag", concurrency=2)
+    wait_for(
+        lambda: _held(system, quiet.key) and _held(system, loud.key), timeout=30, what="both placed"
+    )
+
+    off = _cli(system, "listen", FLAG_TENANT, quiet.key.app_id, "--off", "--json")
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["listening"] is False
+    wait_for(lambda: not _held(system, quiet.key), timeout=30, what="placement let it go")
+    send_as(system, sender, quiet.user_id, "while not listening")
+    send_as(system, sender, loud.user_id, "still heard")
+    wait_for(
+        lambda: count_events(system, FLAG_TENANT, "message.received") == 1,
+        timeout=30,
+        what="the listening account's message",
+    )
+    assert _held(system, loud.key) and not _held(system, quiet.key)
+
+    # On again (the producer library): placement claims it and getDifference brings what
+    # arrived while it was off, so nothing is lost by pausing.
+    system.client().set_listening(FLAG_TENANT, quiet.key.app_id, True)
+    wait_for(
+        lambda: count_events(system, FLAG_TENANT, "message.received") == 2,
+        timeout=30,
+        what="the paused account's message after listening again",
+    )
+
+    # Bad input changes nothing.
+    unknown = _cli(system, "listen", FLAG_TENANT, "no-such-app")
+    assert unknown.returncode == 3, unknown.stderr
+    assert "no-such-app" in unknown.stderr
+    with pytest.raises(InvalidInput):
+        system.client().set_listening(FLAG_TENANT, quiet.key.app_id, "yes")  # type: ignore[arg-type]
+    assert system.store.require(quiet.key).listening is True
