@@ -78,6 +78,7 @@ class WebhookDispatcher:
         self._stop: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._round_executor: ThreadPoolExecutor | None = None
         self._failures = 0
         self._pending_counted_at = 0.0
 
@@ -134,6 +135,9 @@ class WebhookDispatcher:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix=f"{self.name}-db")
+        # Fan-out and claims on a thread of their own: a burst of outcomes being recorded
+        # (a slow subscription's slots all freeing at once) never delays the next claim.
+        self._round_executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-claims")
         settings = self.settings
         limits = httpx.Limits(
             max_connections=settings.webhook_concurrency,
@@ -165,6 +169,7 @@ class WebhookDispatcher:
                     await self._drain()
         finally:
             self._executor.shutdown(wait=True)
+            self._round_executor.shutdown(wait=True)
             self._started.set()
             logger.info("webhook_dispatcher_stopped", dispatcher=self.name)
 
@@ -174,16 +179,21 @@ class WebhookDispatcher:
         assert self._executor is not None
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
+    async def _in_round(self, function: Callable[..., T], *args: object) -> T:
+        assert self._round_executor is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._round_executor, function, *args)
+
     async def _round(self, client: httpx.AsyncClient) -> float:
         """One fan-out and one claim; how long to pause before the next round."""
         settings = self.settings
         free = settings.webhook_concurrency - len(self._attempts)
         try:
-            fanned, _created = await self._in_db(self._queue.fan_out, settings.webhook_batch)
+            fanned, _created = await self._in_round(self._queue.fan_out, settings.webhook_batch)
             claimed: list[ClaimedDelivery] = []
             if free > 0:
                 lease = settings.webhook_timeout + CLAIM_MARGIN_SECONDS
-                claimed = await self._in_db(self._queue.claim, free, lease)
+                claimed = await self._in_round(self._queue.claim, free, lease)
             await self._count_pending()
         except Exception as error:  # noqa: BLE001 - a round's failure pauses, never kills
             self._failures += 1
@@ -233,7 +243,7 @@ class WebhookDispatcher:
         now = time.monotonic()
         if now - self._pending_counted_at >= PENDING_GAUGE_PERIOD:
             self._pending_counted_at = now
-            metrics.PENDING.set(await self._in_db(self._queue.pending_count))
+            metrics.PENDING.set(await self._in_round(self._queue.pending_count))
 
     async def _drain(self) -> None:
         """Let calls in flight finish within the timeout; give back the rest's claims."""

@@ -122,7 +122,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    web.run_app(application(), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    # A short shutdown: a hanging call must not hold up SIGTERM.
+    web.run_app(
+        application(),
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=0.5,
+    )
 
 
 # The test side ---------------------------------------------------------------------------

@@ -110,3 +110,11 @@ def statuses(engine: Engine, subscription_id: uuid.UUID) -> dict[str, int]:
     for row in deliveries(engine, subscription_id):
         counted[row["status"]] = counted.get(row["status"], 0) + 1
     return counted
+
+
+def all_fanned_out(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM inbound_events WHERE fanned_out_at IS NULL")
+        ).scalar_one()
+    return int(left) == 0
