@@ -20,6 +20,7 @@ from integration_service.cli.ops import health, migrate_sessions, rotate_keys, v
 from integration_service.cli.relay import relay
 from integration_service.cli.run import run
 from integration_service.cli.sessions import list_sessions, status, tenant
+from integration_service.cli.webhooks import webhooks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,6 +56,7 @@ for command in (
     run,
     relay,
     events,
+    webhooks,
 ):
     main.add_command(command)
 
