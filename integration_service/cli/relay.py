@@ -1,20 +1,18 @@
 """``integration-service relay``: the event log to RabbitMQ (and to webhooks), as a process.
 
-Runs the ``EventRelay`` (and the webhook dispatcher, when the webhooks package provides
-one) until SIGTERM or SIGINT, logs JSON lines like every process of the system, and
+Runs the ``EventRelay`` and the ``WebhookDispatcher`` (unless ``--no-webhooks``) until
+SIGTERM or SIGINT, logs JSON lines like every process of the system, and
 serves /metrics and /health on METRICS_PORT as workers do. Several relays may run at
 once: each round locks its rows with SKIP LOCKED, so no row is published by two.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import signal
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +24,7 @@ if TYPE_CHECKING:
     from integration_service.inbound.relay import EventRelay
     from integration_service.observability.health import HealthReport
     from integration_service.settings import Settings
+    from integration_service.webhooks import WebhookDispatcher
 
 # A relay whose loop has not finished a round for this long is stuck (a round is bounded
 # by the confirm timeout and the backoff, both far below this).
@@ -35,41 +34,41 @@ STALLED_AFTER_SECONDS = 120.0
 READINESS_CHECKS = frozenset({"broker", "postgres", "vault"})
 
 
-class Hosted(Protocol):
-    """A component the relay process runs beside the relay (the webhook dispatcher)."""
-
-    def start(self) -> object: ...
-
-    def stop(self) -> None: ...
-
-
-def webhook_dispatcher(settings: Settings, engine: Engine) -> Hosted | None:
-    """The webhook dispatcher, when ``integration_service.webhooks`` provides one."""
-    if importlib.util.find_spec("integration_service.webhooks") is None:
-        return None
-    module = importlib.import_module("integration_service.webhooks")
-    dispatcher_class = getattr(module, "WebhookDispatcher", None)
-    if dispatcher_class is None:
-        return None
+def webhook_dispatcher(settings: Settings, engine: Engine) -> WebhookDispatcher:
+    """The webhook dispatcher on the relay's engine, with the session cipher (the
+    subscriptions' secrets are encrypted by it)."""
     from integration_service.crypto import build_cipher
+    from integration_service.webhooks import WebhookDispatcher
 
-    dispatcher: Hosted = dispatcher_class(settings, engine, build_cipher(settings))
-    return dispatcher
+    return WebhookDispatcher(settings, engine, build_cipher(settings))
 
 
-def relay_health(relay: EventRelay, report: HealthReport) -> HealthReport:
-    """``report`` plus whether the relay's loop is turning."""
+def relay_health(
+    relay: EventRelay, dispatcher: WebhookDispatcher | None, report: HealthReport
+) -> HealthReport:
+    """``report`` plus whether the relay's loop is turning and the dispatcher runs."""
     from integration_service.observability.health import CheckResult, HealthReport
 
     idle = time.monotonic() - relay.last_round_at
     ok = relay.running and idle < STALLED_AFTER_SECONDS
     detail = f"last round {idle:.1f}s ago" if relay.running else "relay thread not running"
-    return HealthReport((*report.checks, CheckResult("relay", ok, 0.0, detail)))
+    checks = [*report.checks, CheckResult("relay", ok, 0.0, detail)]
+    if dispatcher is not None:
+        alive = dispatcher.is_alive()
+        detail = "running" if alive else "dispatcher thread not running"
+        checks.append(CheckResult("webhooks", alive, 0.0, detail))
+    return HealthReport(tuple(checks))
 
 
 @click.command("relay")
+@click.option(
+    "--webhooks/--no-webhooks",
+    default=True,
+    show_default=True,
+    help="Also deliver webhooks (the webhook dispatcher) in this process.",
+)
 @guarded
-def relay() -> None:
+def relay(webhooks: bool) -> None:
     """Publish the event log to the `events` exchange until SIGTERM or Ctrl-C.
 
     Rows are published with publisher confirms and marked after the confirm: a crash
@@ -90,19 +89,17 @@ def relay() -> None:
     logger = structlog.get_logger("integration_service.relay")
     engine = build_engine(settings)
     event_relay = EventRelay(settings, engine)
-    hosted: list[Hosted] = []
-    dispatcher = webhook_dispatcher(settings, engine)
-    if dispatcher is not None:
-        hosted.append(dispatcher)
+    dispatcher = webhook_dispatcher(settings, engine) if webhooks else None
 
     class RelayObservability(ObservabilityServer):
         def liveness(self) -> HealthReport:
-            return relay_health(event_relay, run_liveness(timeout=self.check_timeout))
+            report = run_liveness(timeout=self.check_timeout)
+            return relay_health(event_relay, dispatcher, report)
 
         def readiness(self) -> HealthReport:
             checks = run_checks(self.settings, timeout=self.check_timeout).checks
             needed = HealthReport(tuple(c for c in checks if c.name in READINESS_CHECKS))
-            return relay_health(event_relay, needed)
+            return relay_health(event_relay, dispatcher, needed)
 
     stopping = threading.Event()
 
@@ -119,14 +116,14 @@ def relay() -> None:
     ]
     try:
         event_relay.start()
-        for component in hosted:
-            component.start()
+        if dispatcher is not None:
+            dispatcher.start()
         logger.info("relay_ready", webhooks=dispatcher is not None)
         while not stopping.wait(1.0):
             pass
     finally:
-        for component in reversed(hosted):
-            component.stop()
+        if dispatcher is not None:
+            dispatcher.stop()
         event_relay.stop()
         for server in servers:
             server.stop()

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 
-from integration_service.inbound.events import MESSAGE_RECEIVED
+from integration_service.inbound.events import MESSAGE_RECEIVED, Event
 from integration_service.inbound.relay import EXCHANGE
 from integration_service.store import SessionKey
 from tests.support.processes import REPO_ROOT, stop_process, wait_for
@@ -81,6 +81,29 @@ def append_events(engine: Engine, key: SessionKey, message_ids: range | list[int
     """Append and commit; the new event ids as strings (what consumers see)."""
     with engine.begin() as conn:
         return [str(i) for i in append_in(conn, key, message_ids)]
+
+
+def settled(engine: Engine, tenant_id: str) -> list[Event]:
+    """Every stored event of the tenant, once replay can see them all.
+
+    Replay reads only rows of transactions older than every transaction still running in
+    the cluster (any database: transaction ids are cluster-wide), so a row just committed
+    can stay out of sight while some other transaction is open. Tests wait for it.
+    """
+    from integration_service.inbound.event_log import EventLog
+
+    def all_visible() -> list[Event] | None:
+        with engine.connect() as conn:
+            stored = {
+                str(row[0])
+                for row in conn.execute(
+                    text("SELECT id FROM inbound_events WHERE tenant_id = :t"), {"t": tenant_id}
+                )
+            }
+        events = EventLog(engine).read(tenant_id, limit=10_000)
+        return events if stored and {str(e.id) for e in events} == stored else None
+
+    return wait_for(all_visible, timeout=30, interval=0.05, what="the events visible to replay")
 
 
 def unpublished(engine: Engine, tenant_id: str) -> int:

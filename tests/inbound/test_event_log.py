@@ -31,7 +31,7 @@ from integration_service.inbound.schema import event_schema
 from integration_service.store import SessionKey, SessionStore
 from integration_service.store.outbox import OutboxStore
 from tests.inbound.conftest import TENANT, add_session
-from tests.inbound.support import append_events, append_in, received_data
+from tests.inbound.support import append_events, append_in, received_data, settled
 
 VALIDATOR = jsonschema.Draft202012Validator(
     event_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -39,7 +39,7 @@ VALIDATOR = jsonschema.Draft202012Validator(
 
 
 def all_envelopes(engine: Engine, tenant_id: str = TENANT) -> list[dict[str, Any]]:
-    return [event.envelope() for event in EventLog(engine).read(tenant_id, limit=10_000)]
+    return [event.envelope() for event in settled(engine, tenant_id)]
 
 
 def sequences_of(envelopes: list[dict[str, Any]], app_id: str) -> list[int]:
@@ -158,6 +158,7 @@ def test_paging_by_cursor_never_skips_a_row_committed_late(
         # returned first and moving the cursor past the slow row.
         assert [str(e.id) for e in page] == []
         transaction.commit()
+    settled(engine, TENANT)
     seen = early[:]
     cursor = uuid.UUID(early[0])
     while page := log.read(TENANT, after=cursor, limit=1):
@@ -207,6 +208,7 @@ def test_paging_under_concurrent_writers_returns_every_event_once(
     stop.set()
     for thread in writers:
         thread.join(timeout=10)
+    settled(engine, TENANT)
     while page := log.read(TENANT, after=cursor, limit=50):
         seen.extend(str(e.id) for e in page)
         cursor = page[-1].id

@@ -6,7 +6,9 @@ the broker outage is a proxy that cuts every connection and refuses new ones.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -290,3 +292,43 @@ def test_relay_command_serves_metrics_and_health_and_stops_on_sigterm(
     events = [record["event"] for record in records]
     assert "relay_ready" in events and events[-1] == "relay_stopped"
     assert not [r for r in records if r.get("level") in {"error", "critical"}]
+
+
+def test_relay_process_also_delivers_signed_webhooks(
+    database_url: str,
+    broker_url: str,
+    engine: Engine,
+    session_key: SessionKey,
+    consumer: EventConsumer,
+    tmp_path: Path,
+) -> None:
+    """One relay process: the events exchange and the webhook dispatcher it hosts."""
+    from integration_service.crypto import LocalKeyring
+    from integration_service.settings import load_settings
+    from integration_service.webhooks import SubscriptionStore
+    from tests.support.webhook_receiver import running_receiver
+
+    keyring = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    env = {
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "LOCAL_KEYRING": keyring,
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "LOG_LEVEL": "INFO",
+    }
+    settings = load_settings(
+        database_url=database_url, local_keyring=keyring, webhook_allow_private=True
+    )
+    with running_receiver(tmp_path / "receiver.log") as receiver:
+        subscriptions = SubscriptionStore(settings, engine, LocalKeyring.from_spec(keyring))
+        created = subscriptions.add(TENANT, receiver.url("relay"), ["message.received"])
+        receiver.configure("relay", secrets=[created.secret])
+        port = free_port()
+        with relay_process(env, tmp_path / "relay.log", metrics_port=port):
+            status, body = http_get(f"http://127.0.0.1:{port}/health/live")
+            assert status == 200 and json.loads(body)["checks"]["webhooks"]["ok"] is True
+            ids = append_events(engine, session_key, range(1, 21))
+            consumer.wait_for_ids(set(ids))
+            calls = receiver.wait_for_calls("relay", len(ids), timeout=60)
+    assert {call["id"] for call in calls} >= set(ids)
+    assert all(call["valid"] for call in calls)

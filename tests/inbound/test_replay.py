@@ -27,7 +27,7 @@ from integration_service.inputs import InvalidInput
 from integration_service.settings import get_settings, load_settings
 from integration_service.store import SessionKey, SessionNotFound, SessionStore
 from tests.inbound.conftest import TENANT, add_session
-from tests.inbound.support import append_events
+from tests.inbound.support import append_events, settled
 from tests.support.processes import REPO_ROOT, wait_for
 
 
@@ -53,6 +53,7 @@ def test_events_pages_by_id_cursor_across_sessions(
     ids = append_events(engine, session_key, range(1, 6)) + append_events(
         engine, other, range(1, 6)
     )
+    settled(engine, TENANT)
     pages: list[list[dict[str, Any]]] = []
     cursor: str | None = None
     while page := client.events(TENANT, after=cursor, limit=3):
@@ -70,6 +71,7 @@ def test_events_by_session_sequence_and_type(
     other = add_session(store, "second")
     append_events(engine, other, range(1, 4))
     ids = append_events(engine, session_key, range(1, 8))
+    settled(engine, TENANT)
     page = client.events(TENANT, app_id="main", after=4, limit=2)
     assert [(e["sequence"], e["id"]) for e in page] == [(5, ids[4]), (6, ids[5])]
     assert [e["sequence"] for e in client.events(TENANT, app_id="main", after="6")] == [7]
@@ -110,6 +112,7 @@ def test_events_refuses_an_unknown_tenant_and_another_tenants_cursor(
     with pytest.raises(UnknownTenant):
         client.events("inbound-nobody")
     foreign = append_events(engine, add_session(store, "main", tenant_id="inbound-other"), [1])
+    settled(engine, "inbound-other")
     with pytest.raises(InvalidInput):
         client.events(TENANT, after=foreign[0])
 
@@ -118,6 +121,7 @@ def test_replay_prints_a_page_and_the_next_cursor(
     database_url: str, engine: Engine, session_key: SessionKey
 ) -> None:
     ids = append_events(engine, session_key, range(1, 6))
+    settled(engine, TENANT)
     result = cli(database_url, "events", "replay", TENANT, "--limit", "2")
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
