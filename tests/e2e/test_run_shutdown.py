@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from tests.e2e.test_main_command import stop_everything
+from tests.support.database import scratch_database
 from tests.support.emulator_control import EmulatorControl
 from tests.support.processes import REPO_ROOT, wait_for
 from tests.support.rabbitmq import private_vhost
@@ -81,6 +82,14 @@ def run_env(database_url: str, broker_url: str, tmp_path: Path) -> dict[str, str
         "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
         "LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """Its own database (`run` migrates it): the bulk worker listens to every authorised
+    session it finds, and the shared database holds other suites' sessions."""
+    with scratch_database("is_shutdown") as url:
+        yield url
 
 
 @pytest.fixture
@@ -147,13 +156,17 @@ def test_ctrl_c_stops_everything_without_an_error_line(
     run, process = started
     wait_for(lambda: SUMMARY_START in run.log(), timeout=90, interval=0.5, what="is up")
 
-    # A bot login: the high worker now holds a connected client to the emulator.
+    # A bot login; it hands the session to placement, and the bulk worker listens to it.
     bot = run.control().call("POST", "/bots", {"username": "shutdown_test_bot"})
     assert run.cli("tenant", "add", "acme").returncode == 0
     login = run.cli("bot-login", "acme", "bot", "--json", stdin=bot["token"] + "\n")
     assert login.returncode == 0, login.stdout + login.stderr
     assert json.loads(login.stdout)["state"] == "authorized"
-    assert redis.Redis(db=REDIS_DB).keys("session_lock:*")
+    wait_for(
+        lambda: redis.Redis(db=REDIS_DB).keys("session_lock:*"),
+        timeout=30,
+        what="the listening worker holding the bot",
+    )
 
     process.send_signal(signal.SIGINT)
     try:
