@@ -122,6 +122,32 @@ def webhook_ids(receiver: Receiver) -> tuple[set[str], list[dict[str, Any]]]:
     return {str(r["id"]) for r in records}, records
 
 
+class TakeoverClock:
+    """From a kill until every session is held by a worker that was alive at the kill (or
+    started after it): how long the dead worker's sessions were unowned."""
+
+    def __init__(self, system: SystemUnderTest, survivors: set[str]) -> None:
+        self._system = system
+        self._dead_before = set(listening_held(system)) - survivors
+        self._started = time.monotonic()
+        self._took: float | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while time.monotonic() - self._started < 120:
+            held = listening_held(self._system)
+            if sum(held.values()) == ACCOUNTS and not set(held) & self._dead_before:
+                self._took = time.monotonic() - self._started
+                return
+            time.sleep(0.2)
+
+    def wait(self, limit: float) -> float:
+        self._thread.join(timeout=limit + 5)
+        assert self._took is not None, f"sessions not taken over within {limit} s"
+        return self._took
+
+
 def holder_of_half(system: SystemUnderTest, candidates: dict[str, Any]) -> Any:
     """The live worker holding the most sessions (about half of them once balanced)."""
     held = listening_held(system)
@@ -170,6 +196,7 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
         ]
         batches = [messages[i : i + BATCH] for i in range(0, MESSAGES, BATCH)]
         kills_at = {len(batches) // 4, (2 * len(batches)) // 3}
+        takeovers: list[TakeoverClock] = []
         start = time.monotonic()
         pause = threading.Event()
         for index, batch in enumerate(batches):
@@ -181,6 +208,7 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
                 victim = holder_of_half(system, workers)
                 victim.kill9()
                 del workers[victim.worker_id]
+                takeovers.append(TakeoverClock(system, set(workers)))
                 replacement = system.start_worker(f"fo-r{index}", concurrency=2)
                 workers[replacement.worker_id] = replacement
             due = start + (index + 1) * BATCH / RATE
@@ -192,6 +220,10 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
             interval=0.5,
             what="every message in the log",
         )
+        # A dead worker's sessions are taken over within SESSION_LOCK_TTL + 30 s.
+        limit = system.settings.session_lock_ttl + 30
+        for clock in takeovers:
+            assert clock.wait(limit) <= limit
         rows = events(system, TENANT, "message.received")
         # Exactly once, counted by Telegram's ids: no loss, no duplicate.
         assert len(rows) == MESSAGES
