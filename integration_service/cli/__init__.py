@@ -19,7 +19,7 @@ from integration_service.cli.messages import send
 from integration_service.cli.ops import health, migrate_sessions, rotate_keys, validate
 from integration_service.cli.relay import relay
 from integration_service.cli.run import run
-from integration_service.cli.sessions import list_sessions, status, tenant
+from integration_service.cli.sessions import list_sessions, listen, status, tenant
 from integration_service.cli.webhooks import webhooks
 
 
@@ -41,6 +41,7 @@ for command in (
     health,
     list_sessions,
     status,
+    listen,
     tenant,
     qr_login,
     code_login,
