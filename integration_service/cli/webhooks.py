@@ -333,7 +333,11 @@ def redeliver(
     """Attempt DELIVERY_ID again now (delivered, dead or cancelled), or with --dead every
     dead delivery of a subscription."""
     if (delivery_id is None) == (dead_of is None):
-        raise click.UsageError("give DELIVERY_ID or --dead SUBSCRIPTION_ID (one of them)")
+        raise CommandFailure(
+            ExitCode.USAGE,
+            "give DELIVERY_ID or --dead SUBSCRIPTION_ID (one of them)",
+            error="invalid_input",
+        )
     tenant = _tenant(tenant_id)
     with _stores() as (_subscriptions, log):
         if delivery_id is not None:
