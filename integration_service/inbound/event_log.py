@@ -23,7 +23,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.errors import PermanentError
 from integration_service.inbound.events import Event, EventDraft
-from integration_service.inbound.pg_session import EntityRow
 from integration_service.store.errors import to_store_error
 from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
@@ -35,6 +34,19 @@ class EventCursorInvalid(PermanentError):
     """A replay cursor that names no position: a sequence given without its app_id."""
 
     code = "event_cursor_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    """One cached peer of a session (telegram_entities): Telethon's marked id, its access
+    hash and what names it. Here, not in pg_session: producers read the log without
+    importing Telethon."""
+
+    entity_id: int
+    access_hash: int
+    username: str | None
+    phone: str | None
+    name: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +212,18 @@ class EventLog:
         """Events of a tenant in log order, after a cursor.
 
         ``after`` is an event id (any session of the tenant) or, with ``app_id``, a
-        per-session sequence. Only rows of transactions older than every running one are
-        read, ordered by (transaction, position): a row committed later can never sort
-        before the last one returned, so paging by cursor never skips an event.
+        per-session sequence.
+        - By id: only rows of transactions older than every running one are read, ordered
+          by (transaction, position), so a row committed later can never sort before the
+          last one returned and paging never skips an event. (A long transaction anywhere
+          in the cluster delays new rows; it never hides one for good.)
+        - By sequence: a session's sequences are given out under its row lock and commit
+          in order, so what is visible is always a prefix: no filter is needed.
         """
-        where = ["tenant_id = :tenant_id", "txid < pg_snapshot_xmin(pg_current_snapshot())"]
+        by_sequence = isinstance(after, int) and not isinstance(after, bool)
+        where = ["tenant_id = :tenant_id"]
+        if not by_sequence:
+            where.append("txid < pg_snapshot_xmin(pg_current_snapshot())")
         params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
         if app_id is not None:
             where.append("app_id = :app_id")
@@ -224,7 +243,7 @@ class EventLog:
                     raise EventCursorInvalid("a sequence cursor needs the app_id it belongs to")
                 where.append("sequence > :after")
                 params["after"] = after
-            order = "sequence" if isinstance(after, int) else "txid, position"
+            order = "sequence" if by_sequence else "txid, position"
             rows = conn.execute(
                 text(
                     f"SELECT {EVENT_COLUMNS} FROM inbound_events WHERE {' AND '.join(where)} "  # noqa: S608 - fixed fragments

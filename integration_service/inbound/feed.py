@@ -27,10 +27,10 @@ from telethon import TelegramClient, utils
 from telethon.tl import functions, types
 
 from integration_service.inbound import translate
-from integration_service.inbound.event_log import StoredState, UpdateState
+from integration_service.inbound.event_log import EntityRow, StoredState, UpdateState
 from integration_service.inbound.events import MESSAGE_RECEIVED, EventDraft
 from integration_service.inbound.metrics import INBOUND_EVENT_LAG, INBOUND_EVENTS, SESSION_GAPS
-from integration_service.inbound.pg_session import EntityRow, PgSession
+from integration_service.inbound.pg_session import PgSession
 from integration_service.store.records import SessionKey
 
 logger = structlog.get_logger(__name__)

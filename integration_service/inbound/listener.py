@@ -21,11 +21,11 @@ import structlog
 from telethon import TelegramClient
 from telethon.tl import functions
 
-from integration_service.inbound.event_log import EventLog, UpdateState
+from integration_service.inbound.event_log import EntityRow, EventLog, UpdateState
 from integration_service.inbound.events import EventDraft
 from integration_service.inbound.feed import UpdateFeed
 from integration_service.inbound.listening_client import ListeningClient
-from integration_service.inbound.pg_session import EntityRow, PgSession
+from integration_service.inbound.pg_session import PgSession
 from integration_service.store.records import SessionKey
 
 if TYPE_CHECKING:

@@ -14,21 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from telethon.sessions import StringSession
 
-
-@dataclass(frozen=True, slots=True)
-class EntityRow:
-    """One cached peer: Telethon's marked id, its access hash and what names it."""
-
-    entity_id: int
-    access_hash: int
-    username: str | None
-    phone: str | None
-    name: str | None
+from integration_service.inbound.event_log import EntityRow
 
 
 class PgSession(StringSession):  # type: ignore[misc]  # Telethon ships no type hints
