@@ -22,6 +22,7 @@ BENCHMARKS = {
     "send_bench.py": 2,
     "connect_bench.py": 4,
     "validation_bench.py": 1,
+    "inbound_bench.py": 2,
 }
 NUMBER = re.compile(r"=(-?[0-9.]+)")
 
