@@ -236,6 +236,7 @@ def test_periodic_and_maintenance_jobs_delivered_again(
         ("tasks.validation.sweep", {"stale_after": 3600.0}),
         ("tasks.maintenance.rotate_keys", {"rotate_key": False}),
         ("tasks.maintenance.prune_job_journal", {}),
+        ("tasks.maintenance.prune_events", {}),
         ("tasks.maintenance.ping", {}),
     ]:
         first = producer.send_task(name, kwargs=kwargs, task_id=f"again-{name}-{random_phone()}")
