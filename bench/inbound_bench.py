@@ -38,6 +38,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -154,6 +156,62 @@ class CpuMeter:
         """CPU seconds per group from ``start`` to now, kept as ``laps[name]``."""
         after = self._sample()
         self.laps[name] = {group: after[group] - self._before[group] for group in after}
+
+
+@dataclass(frozen=True)
+class Profiler:
+    """py-spy (not a project dependency: pass its binary) recording processes to files."""
+
+    binary: str
+    out_dir: Path
+
+    @contextmanager
+    def recording(self, label: str, pids: dict[str, int]) -> Iterator[None]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        spies = [
+            subprocess.Popen(
+                [
+                    self.binary,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--output",
+                    str(self.out_dir / f"{label}-{name}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name, pid in pids.items()
+        ]
+        try:
+            yield
+        finally:
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            for spy in spies:
+                spy.wait(timeout=30)
+
+
+def top_frames(raw_file: Path, count: int = 12) -> list[tuple[float, str]]:
+    """The functions with the most samples on the stack (inclusive), from py-spy's raw
+    (collapsed) output: (share of samples, frame)."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw_file.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(samples)
+        total += n
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])
+    return [(n / total, frame) for frame, n in ranked[:count]] if total else []
 
 
 # What arrives where -----------------------------------------------------------------------
@@ -486,6 +544,7 @@ def system_level(
     senders: list[int],
     count: int,
     extra_cpu: dict[str, list[int]],
+    profiler: Profiler | None,
 ) -> Level:
     system = side.system
     n = len(sessions)
@@ -533,6 +592,20 @@ def system_level(
             ),
             flush=True,
         )
+        if profiler is not None:
+            # A third peak run, not measured: py-spy's sampling costs CPU of its own.
+            pids = {"worker": worker.process.pid, "relay": extra_cpu["relay"][0]}
+            with profiler.recording(f"peak{n}", pids):
+                side.run(
+                    f"profile{n}",
+                    messages_for(f"profile{n}", count, senders, recipients),
+                    None,
+                    CpuMeter({}),
+                )
+            for name in pids:
+                print(f"py-spy, {n} sessions, {name}: frames most on the stack")
+                for share, frame in top_frames(profiler.out_dir / f"peak{n}-{name}.txt"):
+                    print(f"  {share * 100:5.1f} %  {frame}")
     finally:
         system.stop_worker(worker)
     return level
@@ -751,10 +824,13 @@ def main() -> None:
     parser.add_argument("--logins", type=int, default=20, help="QR logins in the hand-off run")
     parser.add_argument("--queued", type=int, default=1000, help="send jobs kept waiting")
     parser.add_argument("--quick", action="store_true", help="20 sessions, 200 messages")
+    parser.add_argument("--py-spy", help="py-spy binary: profile worker and relay in an extra run")
+    parser.add_argument("--profile-dir", default="inbound-profiles", help="py-spy's output")
     options = parser.parse_args()
     if options.quick:
         options.sessions, options.messages, options.logins, options.queued = "20", 200, 3, 100
     levels = sorted(int(n) for n in options.sessions.split(","))
+    profiler = Profiler(options.py_spy, Path(options.profile_dir)) if options.py_spy else None
     began = time.perf_counter()
 
     with bench_system(SETTINGS) as system:
@@ -789,7 +865,9 @@ def main() -> None:
             }
             side = SystemSide(system, receiver, consumer)
             for n in levels:
-                level = system_level(side, sessions[:n], senders, options.messages, extra_cpu)
+                level = system_level(
+                    side, sessions[:n], senders, options.messages, extra_cpu, profiler
+                )
                 baseline_level(system, level, bare_strings[:n], bare_users[:n], senders)
                 results.append(level)
             handoff = handoff_run(
