@@ -72,6 +72,7 @@ from integration_service.emulator.world.client_helper import (
 )
 from integration_service.store import SessionKey
 from integration_service.webhooks import SubscriptionStore
+from tests.support.emulator_control import ControlError
 from tests.support.processes import running, wait_for
 from tests.support.system import Provisioned, SystemUnderTest, WorkerProcess, free_port
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -654,7 +655,17 @@ def mint_bare_users(system: SystemUnderTest, count: int) -> tuple[list[str], lis
     """Emulator users for the baseline (not stored: the system never sees them)."""
 
     def one(index: int) -> tuple[str, int]:
-        user = system.control.create_user("+" + random_phone(), f"Bare {index}")
+        for attempt in range(5):
+            # Its own number range (provision_minted's is 7997...): random ones collide
+            # by the thousand.
+            phone = f"+7996{index:07d}" if attempt == 0 else "+" + random_phone()
+            try:
+                user = system.control.create_user(phone, f"Bare {index}")
+                break
+            except ControlError:
+                continue  # taken in this world: another one
+        else:
+            raise RuntimeError(f"no free phone number for bare user {index}")
         minted = system.control.call("POST", "/sessions", {"user_id": int(user["user_id"])})
         string, _ = minted_session(minted, system.emulator.endpoint)
         return string, int(user["user_id"])
@@ -756,7 +767,7 @@ def handoff_run(
             with SendBacklog(system, sessions, peers, queued) as backlog:
                 for run in range(logins):
                     app_id = f"qr-{run}"
-                    phone = random_phone()
+                    phone = f"7994{run:07d}"  # its own range: no collision with others
                     system.control.create_user(phone, "Qr")
                     started = client.wait(client.start_qr_login(TENANT, app_id), timeout=60)
                     qr = client.qr_code(TENANT, app_id, started["ticket_id"])
@@ -839,7 +850,7 @@ def main() -> None:
         set_listening(system, [])
         bare_strings, bare_users = mint_bare_users(system, levels[-1])
         senders = [
-            int(system.control.create_user("+" + random_phone(), f"Sender {i}")["user_id"])
+            int(system.control.create_user(f"+7995{i:07d}", f"Sender {i}")["user_id"])
             for i in range(SENDERS)
         ]
         print(
