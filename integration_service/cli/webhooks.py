@@ -92,6 +92,7 @@ def webhooks() -> None:
 @click.argument("url")
 @click.option(
     "--event",
+    "--type",
     "events",
     multiple=True,
     metavar="TYPE",
