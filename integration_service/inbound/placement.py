@@ -179,4 +179,4 @@ class Placement:
             claimed = sum(self._claimers.map(self._claim, chosen))
             if claimed:
                 logger.info("placement_claimed", count=claimed, target=target)
-        LISTENING_SESSIONS.set(len(self.held()))
+        LISTENING_SESSIONS.set(len(self.held()))  # after this round's claims and releases

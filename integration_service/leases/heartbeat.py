@@ -81,6 +81,12 @@ class LeaseHeartbeat:
         with self._guard:
             return list(self._tracked.values())
 
+    def holds(self, lease: Lease) -> bool:
+        """Whether ``lease`` is the one tracked for its session (one dict lookup: a worker
+        holding thousands of listening sessions asks this for every job and round)."""
+        with self._guard:
+            return self._tracked.get(lease.session) == lease
+
     async def beat_once(self) -> bool:
         """One round: liveness beat, then renew every tracked lease. False if Redis failed."""
         loop = asyncio.get_running_loop()

@@ -284,7 +284,7 @@ class SessionRuntime:
         self.store.claim_epoch(key, lease.epoch, self.generation.current().id)
 
     def holds(self, lease: Lease) -> bool:
-        return lease in self.heartbeat.leases()
+        return self.heartbeat.holds(lease)
 
     # Jobs ------------------------------------------------------------------------------
 

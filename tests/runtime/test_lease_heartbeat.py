@@ -173,3 +173,22 @@ def test_interval_must_fit_twice_in_the_ttl(redis_client: redis.Redis, key_prefi
     owner = manager(redis_client, key_prefix, "worker-a", ttl=10)
     with pytest.raises(ValueError, match="half"):
         LeaseHeartbeat(owner, interval=6, on_lost=lambda _: None)
+
+
+def test_holds_is_true_only_for_the_tracked_lease_of_its_session(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    owner = manager(redis_client, key_prefix, "worker-a", ttl=5.0)
+    lease = owner.acquire("t", "held")
+    other = owner.acquire("t", "other")
+    assert lease is not None and other is not None
+    heartbeat = LeaseHeartbeat(owner, interval=1.0, on_lost=lambda _lease: None)
+    heartbeat.track(lease)
+    assert heartbeat.holds(lease)
+    assert not heartbeat.holds(other)  # never tracked
+    older = Lease(lease.tenant_id, lease.app_id, lease.worker_id, lease.epoch - 1)
+    assert not heartbeat.holds(older)  # same session, another epoch
+    heartbeat.untrack(lease)
+    assert not heartbeat.holds(lease)
+    owner.release(lease)
+    owner.release(other)
