@@ -27,6 +27,9 @@ from integration_service.store.errors import to_store_error
 from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
 
+# After this long an append's transaction is over (they last milliseconds): its row is read
+# even while some unrelated long transaction holds the cluster's xmin back.
+SETTLE_SECONDS = 10.0
 EVENT_COLUMNS = "id, type, tenant_id, app_id, sequence, occurred_at, data, position"
 
 
@@ -215,16 +218,22 @@ class EventLog:
         per-session sequence.
         - By id: only rows of transactions older than every running one are read, ordered
           by (transaction, position), so a row committed later can never sort before the
-          last one returned and paging never skips an event. (A long transaction anywhere
-          in the cluster delays new rows; it never hides one for good.)
+          last one returned and paging never skips an event. The horizon is the whole
+          cluster's, so a long transaction anywhere (a report, a dump, another database)
+          would hold new rows back: a row is also read once its transaction began more than
+          SETTLE_SECONDS ago. Appends are short transactions (a feed batch, a send outcome,
+          a state change); one still running after that long could be passed by a cursor.
         - By sequence: a session's sequences are given out under its row lock and commit
           in order, so what is visible is always a prefix: no filter is needed.
         """
         by_sequence = isinstance(after, int) and not isinstance(after, bool)
         where = ["tenant_id = :tenant_id"]
         if not by_sequence:
-            where.append("txid < pg_snapshot_xmin(pg_current_snapshot())")
-        params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
+            where.append(
+                "(txid < pg_snapshot_xmin(pg_current_snapshot()) "
+                "OR created_at < now() - make_interval(secs => :settle))"
+            )
+        params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit, "settle": SETTLE_SECONDS}
         if app_id is not None:
             where.append("app_id = :app_id")
             params["app_id"] = app_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -360,3 +361,33 @@ def test_beat_prunes_the_event_log_hourly_on_the_low_queue() -> None:
     assert entry["task"] == prune_events.name == "tasks.maintenance.prune_events"
     assert entry["schedule"] == 3600.0
     assert (route_for(prune_events.name) or {}).get("queue") == "low"
+
+
+def test_an_unrelated_long_transaction_delays_replay_but_never_stalls_it(
+    engine: Engine, store: SessionStore, session_key: SessionKey
+) -> None:
+    """Transaction ids are cluster-wide: a report running in another database holds the
+    horizon back. Events still become readable within SETTLE_SECONDS of their commit."""
+    from sqlalchemy import create_engine
+
+    from integration_service.inbound.event_log import SETTLE_SECONDS
+    from tests.support.database import ADMIN_URL
+    from tests.support.processes import wait_for
+
+    other_database = create_engine(ADMIN_URL)
+    log = EventLog(engine)
+    try:
+        with other_database.connect() as report:
+            report.begin()
+            report.execute(text("SELECT pg_current_xact_id()"))  # holds an xid open
+            started = time.monotonic()
+            (appended,) = append_events(engine, session_key, [901])
+            wait_for(
+                lambda: appended in {str(e.id) for e in log.read(TENANT, limit=10_000)},
+                timeout=SETTLE_SECONDS + 20,
+                what="the event readable despite the open transaction",
+            )
+            assert time.monotonic() - started < SETTLE_SECONDS + 20
+            report.rollback()
+    finally:
+        other_database.dispose()
