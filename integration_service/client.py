@@ -507,8 +507,11 @@ class IntegrationClient:
 
         query = EventQuery.parse(tenant_id, app_id=app_id)
         self._require_tenant(query.tenant_id)
-        where = "tenant_id = :tenant_id AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-        params = {"tenant_id": query.tenant_id}
+        from integration_service.inbound.event_log import READABLE, SETTLE_SECONDS
+
+        # The same rule as EventLog.read: "now" is the newest row a cursor may pass.
+        where = f"tenant_id = :tenant_id AND {READABLE}"
+        params: dict[str, object] = {"tenant_id": query.tenant_id, "settle": SETTLE_SECONDS}
         if query.app_id is not None:
             where += " AND app_id = :app_id"
             params["app_id"] = query.app_id

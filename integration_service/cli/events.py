@@ -9,7 +9,8 @@ cursor that continues it (on stderr, or inside the one document with ``--json``)
 from __future__ import annotations
 
 import json
-import time
+import signal
+import threading
 from typing import Any
 
 import click
@@ -121,8 +122,16 @@ def tail(
         position = (
             cursor if cursor is not None else client.latest_event_id(tenant_id, app_id=app_id)
         )
+        stop = threading.Event()
+        # Ctrl-C or SIGTERM ends a follow (exit 0). Installed explicitly: a process started
+        # in the background by a non-interactive shell inherits SIGINT ignored, and Python
+        # then never raises KeyboardInterrupt.
+        previous = {
+            signum: signal.signal(signum, lambda _signum, _frame: stop.set())
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            while True:
+            while not stop.is_set():
                 page = client.events(
                     tenant_id, app_id=app_id, after=position, types=chosen, limit=PAGE
                 )
@@ -131,7 +140,7 @@ def tail(
                 if page:
                     position = _cursor_after(page[-1], position, app_id)
                 if len(page) < PAGE:
-                    time.sleep(interval)
-        except KeyboardInterrupt:
-            # Ctrl-C is how a follow ends: not a failure.
-            return
+                    stop.wait(interval)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -30,6 +30,12 @@ from integration_service.store.records import SessionKey
 # After this long an append's transaction is over (they last milliseconds): its row is read
 # even while some unrelated long transaction holds the cluster's xmin back.
 SETTLE_SECONDS = 10.0
+# Which committed rows an id cursor may pass (EventLog.read): every reader of the log by
+# position uses this one rule, with :settle bound to SETTLE_SECONDS.
+READABLE = (
+    "(txid < pg_snapshot_xmin(pg_current_snapshot()) "
+    "OR created_at < now() - make_interval(secs => :settle))"
+)
 EVENT_COLUMNS = "id, type, tenant_id, app_id, sequence, occurred_at, data, position"
 
 
@@ -229,10 +235,7 @@ class EventLog:
         by_sequence = isinstance(after, int) and not isinstance(after, bool)
         where = ["tenant_id = :tenant_id"]
         if not by_sequence:
-            where.append(
-                "(txid < pg_snapshot_xmin(pg_current_snapshot()) "
-                "OR created_at < now() - make_interval(secs => :settle))"
-            )
+            where.append(READABLE)
         params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit, "settle": SETTLE_SECONDS}
         if app_id is not None:
             where.append("app_id = :app_id")

@@ -169,6 +169,10 @@ def test_replay_unknown_tenant_exits_3_and_database_down_exits_4(
     assert tail_down.exit_code == ExitCode.DEPENDENCY_DOWN, tail_down.output
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class TailProcess:
     """``events tail`` as a process; its stdout lines collected by a reader thread."""
 
@@ -180,6 +184,10 @@ class TailProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Started as a non-interactive shell starts a background job: SIGINT ignored.
+            # Ctrl-C (SIGINT) must still end the follow (seen in CI as a tail that never
+            # stopped).
+            preexec_fn=_ignore_sigint,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
