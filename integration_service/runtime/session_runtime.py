@@ -33,7 +33,7 @@ from integration_service.leases.generation import LeaseGeneration
 from integration_service.messaging.pacing import Pacer, PacingLimits
 from integration_service.runtime.client_pool import ClientPool, PooledClient
 from integration_service.runtime.forwarding import worker_queue_prefix
-from integration_service.runtime.loop_thread import LoopThread
+from integration_service.runtime.loop_thread import LoopCallTimedOut, LoopThread
 from integration_service.runtime.ownership import OwnershipContended, SessionOwnership
 from integration_service.sessions.state_machine import AUTHORIZED, TERMINAL
 from integration_service.settings import Settings
@@ -87,7 +87,14 @@ class ActiveSession:
     ) -> T:
         """Run ``fn(client)`` on the loop; cancelled there after ``timeout``."""
         limit = timeout if timeout is not None else self._runtime.settings.task_timeout
-        return self._runtime.loop.run(fn(self._pooled.client), limit)
+        try:
+            return self._runtime.loop.run(fn(self._pooled.client), limit)
+        except LoopCallTimedOut:
+            # A call that got no answer at all leaves a client we cannot trust (seen after
+            # dropped connections: Telethon's sender broken while it still says connected,
+            # every later call hanging). Drop it; the retry connects afresh.
+            self._runtime.discard(self._pooled)
+            raise
 
 
 class SessionRuntime:
@@ -267,6 +274,15 @@ class SessionRuntime:
                 logger.error("background_task_failed", task=name, error=repr(f.exception()))
 
         future.add_done_callback(_done)
+
+    def discard(self, entry: PooledClient) -> None:
+        """Disconnect ``entry``'s client soon (from any thread, never waiting): only that
+        client, so a newer one of the same session is left alone."""
+
+        async def drop() -> None:
+            await self.pool.evict(entry.key, "call_timed_out", epoch=entry.lease.epoch)
+
+        self.loop.submit(drop())
 
     def evict(self, key: SessionKey, reason: str) -> None:
         """Disconnect ``key``'s warm client, if any, and release its lease."""
