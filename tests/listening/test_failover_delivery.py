@@ -21,7 +21,7 @@ from sqlalchemy import text
 from integration_service.webhooks import SubscriptionStore
 from tests.listening.inbound_support import events, listening_held, send_batch
 from tests.support.processes import running, wait_for
-from tests.support.system import Provisioned, SystemUnderTest, free_port
+from tests.support.system import Provisioned, SystemUnderTest, free_port, http_get
 from tests.support.webhook_receiver import Receiver, running_receiver
 
 TENANT = "tenant-failover"
@@ -81,10 +81,19 @@ class EventsConsumer:
 @contextmanager
 def running_relay(system: SystemUnderTest) -> Iterator[None]:
     log_path = system.state_dir / "relay.log"
-    env = {**system.env, "METRICS_PORT": str(free_port())}
+    port = free_port()
+    env = {**system.env, "METRICS_PORT": str(port)}
     args = [sys.executable, "-m", "integration_service.cli", "relay"]
     with running(args, env=env, log_path=log_path) as process:
-        assert process.poll() is None
+
+        def ready() -> bool:
+            assert process.poll() is None, log_path.read_text(errors="replace")
+            try:
+                return http_get(f"http://127.0.0.1:{port}/health/ready")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=60, interval=0.2, what="the relay ready")
         yield
 
 
