@@ -19,11 +19,9 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, RowMapping
-from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.errors import PermanentError
 from integration_service.inbound.events import Event, EventDraft
-from integration_service.store.errors import to_store_error
 from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
 
@@ -99,12 +97,8 @@ class EventLog:
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:
-        with self._guard.call():
-            try:
-                with self._engine.begin() as conn:
-                    yield conn
-            except SQLAlchemyError as error:
-                raise to_store_error(error, operation) from None
+        with self._guard.transaction(self._engine, operation) as conn:
+            yield conn
 
     # Writing ---------------------------------------------------------------------------
 

@@ -11,10 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from integration_service.circuit import CircuitBreaker
-from integration_service.store.errors import SaveErrorCode, StoreUnavailable, classify
+from integration_service.store.errors import (
+    SaveErrorCode,
+    StoreUnavailable,
+    classify,
+    to_store_error,
+)
 
 
 class DatabaseGuard:
@@ -44,3 +50,14 @@ class DatabaseGuard:
             self.breaker.released()
             raise
         self.breaker.succeeded()
+
+    @contextmanager
+    def transaction(self, engine: Engine, operation: str) -> Iterator[Connection]:
+        """One transaction on ``engine`` through this guard; a database failure becomes
+        the store's error for ``operation`` (what every store's writes share)."""
+        with self.call():
+            try:
+                with engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as error:
+                raise to_store_error(error, operation) from None

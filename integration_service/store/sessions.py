@@ -82,12 +82,8 @@ class SessionStore:
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:
-        with self._guard.call():
-            try:
-                with self._engine.begin() as conn:
-                    yield conn
-            except SQLAlchemyError as error:
-                raise to_store_error(error, operation) from None
+        with self._guard.transaction(self._engine, operation) as conn:
+            yield conn
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
         """Register a tenant (idempotent); sessions may only belong to known tenants."""
