@@ -2,7 +2,11 @@
 
 One asyncio loop (on its own thread, or the host's) runs rounds: fan out new events,
 claim what is due within this process's free capacity (WEBHOOK_CONCURRENCY) and each
-subscription's ``max_in_flight``, start one task per claimed delivery. Database calls run
+subscription's ``max_in_flight``, start one task per claimed delivery. Outcomes are
+recorded by one recorder task in group commits: the outcomes that finish while a commit
+is under way share the next one, so a busy subscription's slot costs a share of a
+transaction instead of one each (the slot frees only once its outcome is stored: that
+round trip bounds a subscription's rate). Database calls run
 on a small thread pool, so a slow query never stalls the calls in flight; a call never
 waits for another subscription's calls, so a slow receiver only ever holds its own
 subscription's slots. Several dispatchers (processes) may run at once: claims are made
@@ -32,7 +36,7 @@ from integration_service.settings import Settings
 from integration_service.store.guard import DatabaseGuard
 from integration_service.webhooks import metrics
 from integration_service.webhooks.errors import DispatcherStartFailed
-from integration_service.webhooks.queue import ClaimedDelivery, DeliveryQueue
+from integration_service.webhooks.queue import ClaimedDelivery, DeliveryQueue, Recorded
 from integration_service.webhooks.records import CANCELLED, DEAD, DELIVERED
 from integration_service.webhooks.retry_policy import AttemptResult, Outcome, decide
 from integration_service.webhooks.secret_keys import WebhookSecret
@@ -49,6 +53,8 @@ PENDING_GAUGE_PERIOD = 5.0
 MAX_ERROR_PAUSE = 5.0
 SECRET_CACHE_SIZE = 1024
 DB_THREADS = 4
+# Outcomes stored per transaction at most (a statement's arrays stay small).
+RECORD_BATCH = 200
 
 SecretKeyPair = tuple[WebhookSecret, list[WebhookSecret]]
 
@@ -72,6 +78,8 @@ class WebhookDispatcher:
         self._queue = DeliveryQueue(engine, guard=guard or DatabaseGuard.for_workers())
         self._secrets: dict[tuple[uuid.UUID, str, str | None], SecretKeyPair] = {}
         self._attempts: dict[asyncio.Task[None], ClaimedDelivery] = {}
+        self._outcomes: list[tuple[Recorded, asyncio.Future[bool]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -254,6 +262,12 @@ class WebhookDispatcher:
             task.cancel()
         if unfinished:
             await asyncio.gather(*unfinished, return_exceptions=True)
+        recorder = self._recorder
+        if recorder is not None and not recorder.done():
+            # Outcomes already queued are stored before any claim is given back (a
+            # released claim whose 2xx was then lost would be delivered twice).
+            await asyncio.wait([recorder], timeout=self.settings.webhook_timeout)
+        if unfinished:
             try:
                 await self._in_db(self._queue.release, list(unfinished.values()))
             except Exception as error:  # noqa: BLE001 - the claims expire on their own
@@ -315,7 +329,7 @@ class WebhookDispatcher:
         )
         metrics.ATTEMPT_SECONDS.observe(result.latency_ms / 1000.0)
         try:
-            kept = await self._in_db(self._queue.record, claimed, result, outcome)
+            kept = await self._record(Recorded(claimed, result, outcome))
         except Exception as error:  # noqa: BLE001 - the claim expires; the delivery is retried
             logger.warning(
                 "webhook_record_failed",
@@ -326,6 +340,31 @@ class WebhookDispatcher:
             )
             return
         self._report(claimed, result, outcome, kept)
+
+    async def _record(self, recorded: Recorded) -> bool:
+        """Queue ``recorded`` for the recorder's next commit; whether the claim held."""
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((recorded, stored))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_pending())
+        # Shielded: a delivery cancelled at the stop still gets its outcome stored.
+        return await asyncio.shield(stored)
+
+    async def _record_pending(self) -> None:
+        """Commit queued outcomes, a batch per transaction, until none is left."""
+        while self._outcomes:
+            batch = self._outcomes[:RECORD_BATCH]
+            del self._outcomes[:RECORD_BATCH]
+            try:
+                kept = await self._in_db(self._queue.record_many, [item for item, _ in batch])
+            except Exception as error:  # noqa: BLE001 - each waiting delivery reports it
+                for _, stored in batch:
+                    if not stored.done():
+                        stored.set_exception(error)
+                continue
+            for (_, stored), held in zip(batch, kept, strict=True):
+                if not stored.done():
+                    stored.set_result(held)
 
     def _report(
         self, claimed: ClaimedDelivery, result: AttemptResult, outcome: Outcome, kept: bool

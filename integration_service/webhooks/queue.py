@@ -8,7 +8,8 @@
   crashed dispatcher's) and marks them in flight until ``claimed_until``. The
   subscriptions are locked first (SKIP LOCKED) and their in-flight count read after the
   lock, so two dispatchers never exceed a subscription's ``max_in_flight`` together.
-- An outcome is recorded with its attempt in one transaction, only while the claim is
+- Outcomes are recorded with their attempts in one transaction (a batch of them: the
+  dispatcher groups the outcomes that finish together), each only while its claim is
   still ours (``claimed_until`` is the claim's token): a dispatcher that lost its claim
   records the attempt but does not overwrite the delivery.
 """
@@ -16,12 +17,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from integration_service.inbound.events import Event
 from integration_service.store.guard import DatabaseGuard
@@ -179,66 +181,74 @@ class DeliveryQueue:
             return [_claimed_from(row) for row in rows]
 
     def record(self, claimed: ClaimedDelivery, result: AttemptResult, outcome: Outcome) -> bool:
-        """Store the attempt and the delivery's outcome; False if the claim was lost
-        (the attempt is stored all the same)."""
-        error = None if result.error is None else result.error[:ERROR_LIMIT]
-        last_error = None if result.succeeded else result.summary[:ERROR_LIMIT]
-        with transaction(self._engine, self._guard, "record webhook attempt") as conn:
+        """Store one attempt and its delivery's outcome (see ``record_many``)."""
+        return self.record_many([Recorded(claimed, result, outcome)])[0]
+
+    def record_many(self, recorded: Sequence[Recorded]) -> list[bool]:
+        """Store the attempts and their deliveries' outcomes in one transaction: one
+        statement for every attempt row, one for every delivery (a busy dispatcher's
+        outcomes share a commit). For each, False if its claim was lost (the attempt is
+        stored all the same)."""
+        if not recorded:
+            return []
+        attempts = {
+            "ids": [r.claimed.id for r in recorded],
+            "tenants": [r.claimed.tenant_id for r in recorded],
+            "codes": [r.result.status_code for r in recorded],
+            "errors": [
+                None if r.result.error is None else r.result.error[:ERROR_LIMIT] for r in recorded
+            ],
+            "latencies": [r.result.latency_ms for r in recorded],
+        }
+        outcomes = {
+            "ids": attempts["ids"],
+            "tokens": [r.claimed.claimed_until for r in recorded],
+            "statuses": [r.outcome.status for r in recorded],
+            "delivered": [r.outcome.status == DELIVERED for r in recorded],
+            "codes": attempts["codes"],
+            "errors": [
+                None if r.result.succeeded else r.result.summary[:ERROR_LIMIT] for r in recorded
+            ],
+            "latencies": attempts["latencies"],
+            "next_ats": [r.outcome.next_attempt_at for r in recorded],
+            "reasons": [r.outcome.reason for r in recorded],
+        }
+        with transaction(self._engine, self._guard, "record webhook attempts") as conn:
             conn.execute(
                 text(
                     "INSERT INTO webhook_attempts (delivery_id, tenant_id, status_code, error, "
-                    "latency_ms) VALUES (:id, :tenant_id, :code, :error, :latency)"
+                    "latency_ms) SELECT * FROM unnest(CAST(:ids AS uuid[]), "
+                    "CAST(:tenants AS text[]), CAST(:codes AS int[]), CAST(:errors AS text[]), "
+                    "CAST(:latencies AS float8[]))"
                 ),
-                {
-                    "id": claimed.id,
-                    "tenant_id": claimed.tenant_id,
-                    "code": result.status_code,
-                    "error": error,
-                    "latency": result.latency_ms,
-                },
+                attempts,
             )
-            updated = conn.execute(
-                text(
-                    "UPDATE webhook_deliveries SET status = :status, attempts = attempts + 1, "
-                    "last_status_code = :code, last_error = :error, last_latency_ms = :latency, "
-                    "next_attempt_at = COALESCE(:next_at, next_attempt_at), claimed_until = NULL, "
-                    "delivered_at = CASE WHEN :delivered THEN now() "
-                    "  ELSE delivered_at END, "
-                    "dead_reason = :reason, updated_at = now() "
-                    "WHERE id = :id AND status = 'in_flight' AND claimed_until = :token"
-                ),
-                {
-                    "id": claimed.id,
-                    "token": claimed.claimed_until,
-                    "status": outcome.status,
-                    "delivered": outcome.status == DELIVERED,
-                    "code": result.status_code,
-                    "error": last_error,
-                    "latency": result.latency_ms,
-                    "next_at": outcome.next_attempt_at,
-                    "reason": outcome.reason,
-                },
-            ).rowcount
-            if outcome.disables_subscription:
+            kept = set(
                 conn.execute(
                     text(
-                        "UPDATE webhook_subscriptions SET enabled = false, "
-                        "disabled_reason = :why, updated_at = now() WHERE id = :id"
+                        "UPDATE webhook_deliveries d SET status = v.status, "
+                        "attempts = d.attempts + 1, last_status_code = v.code, "
+                        "last_error = v.error, last_latency_ms = v.latency, "
+                        "next_attempt_at = COALESCE(v.next_at, d.next_attempt_at), "
+                        "claimed_until = NULL, "
+                        "delivered_at = CASE WHEN v.delivered THEN now() ELSE d.delivered_at END, "
+                        "dead_reason = v.reason, updated_at = now() "
+                        "FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS timestamptz[]), "
+                        "CAST(:statuses AS text[]), CAST(:delivered AS bool[]), "
+                        "CAST(:codes AS int[]), CAST(:errors AS text[]), "
+                        "CAST(:latencies AS float8[]), CAST(:next_ats AS timestamptz[]), "
+                        "CAST(:reasons AS text[])) "
+                        "AS v(id, token, status, delivered, code, error, latency, next_at, reason) "
+                        "WHERE d.id = v.id AND d.status = 'in_flight' "
+                        "AND d.claimed_until = v.token RETURNING d.id"
                     ),
-                    {
-                        "id": claimed.subscription_id,
-                        "why": f"the receiver answered 410 Gone (event {claimed.event.id})",
-                    },
-                )
-                conn.execute(
-                    text(
-                        f"UPDATE webhook_deliveries SET status = '{CANCELLED}', "
-                        "dead_reason = :why, updated_at = now() "
-                        f"WHERE subscription_id = :id AND status = '{PENDING}'"
-                    ),
-                    {"id": claimed.subscription_id, "why": outcome.reason},
-                )
-        return bool(updated)
+                    outcomes,
+                ).scalars()
+            )
+            for item in recorded:
+                if item.outcome.disables_subscription:
+                    _disable(conn, item)
+        return [item.claimed.id in kept for item in recorded]
 
     def release(self, claims: list[ClaimedDelivery]) -> None:
         """Give back claims whose attempt never finished (a stop): due again at once."""
@@ -262,3 +272,35 @@ class DeliveryQueue:
                     text("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
                 ).scalar_one()
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One finished attempt to store: the claim it ran under, what happened, what next."""
+
+    claimed: ClaimedDelivery
+    result: AttemptResult
+    outcome: Outcome
+
+
+def _disable(conn: Connection, item: Recorded) -> None:
+    """A 410: the subscription is off, and its pending deliveries are cancelled."""
+    subscription_id = item.claimed.subscription_id
+    conn.execute(
+        text(
+            "UPDATE webhook_subscriptions SET enabled = false, "
+            "disabled_reason = :why, updated_at = now() WHERE id = :id"
+        ),
+        {
+            "id": subscription_id,
+            "why": f"the receiver answered 410 Gone (event {item.claimed.event.id})",
+        },
+    )
+    conn.execute(
+        text(
+            f"UPDATE webhook_deliveries SET status = '{CANCELLED}', "
+            "dead_reason = :why, updated_at = now() "
+            f"WHERE subscription_id = :id AND status = '{PENDING}'"
+        ),
+        {"id": subscription_id, "why": item.outcome.reason},
+    )

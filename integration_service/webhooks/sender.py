@@ -1,6 +1,9 @@
 """One HTTP attempt: the SSRF check, the POST, a hard cut at WEBHOOK_TIMEOUT.
 
-The response body is never read (a receiver could send gigabytes); redirects are not
+At most RESPONSE_READ_LIMIT bytes of the response body are read and dropped (a receiver
+could send gigabytes): a short body read to its end leaves the connection reusable, which
+is what keeps a busy subscription on one warm keep-alive connection instead of a new TCP
+connection per event; a longer one is cut and its connection closed. Redirects are not
 followed (a 3xx is a failure: following it could lead to an address the check never saw).
 """
 
@@ -20,6 +23,9 @@ from integration_service.webhooks.targets import (
 )
 
 USER_AGENT = "integration-service-webhooks/1"
+RESPONSE_READ_LIMIT = 64 * 1024
+# The answer is known once the status line is in; the body gets this long at most.
+RESPONSE_READ_SECONDS = 1.0
 
 
 async def attempt(
@@ -53,6 +59,7 @@ async def attempt(
                 "POST", request.url, content=body, headers=headers, extensions=request.extensions
             ) as response:
                 status_code = response.status_code
+                await _drain_bounded(response)
     except TimeoutError:
         return AttemptResult(None, f"timed out after {timeout:g}s", elapsed_ms())
     except WebhookInputInvalid as refused:
@@ -66,3 +73,18 @@ async def attempt(
             None, f"{type(error).__name__}: {error.strerror or error}", elapsed_ms()
         )
     return AttemptResult(status_code, None, elapsed_ms())
+
+
+async def _drain_bounded(response: httpx.Response) -> None:
+    """Read and drop the body, up to RESPONSE_READ_LIMIT bytes and RESPONSE_READ_SECONDS
+    (see the module's note). A body that is too long, too slow or broken only costs the
+    connection (closing the stream unread drops it): the status is the answer."""
+    read = 0
+    try:
+        async with asyncio.timeout(RESPONSE_READ_SECONDS):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > RESPONSE_READ_LIMIT:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return

@@ -8,8 +8,9 @@
   it arrived, what was answered, the headers and body.
 - ``PUT /control/<name>``: the endpoint's secrets and behaviour, as JSON:
   ``{"secrets": [...], "status": 200, "fail_status": 500, "fail_until": <unix time>,
-  "sleep_ms": 0, "hang": false}``: answer ``fail_status`` until ``fail_until``, then
-  ``status``, after sleeping ``sleep_ms``; ``hang`` never answers.
+  "sleep_ms": 0, "hang": false, "body_bytes": 0}``: answer ``fail_status`` until
+  ``fail_until``, then ``status``, after sleeping ``sleep_ms``, with a body of
+  ``body_bytes`` bytes (0: a short one); ``hang`` never answers.
 - ``GET /records/<name>``: the calls recorded, oldest first.
 - ``GET /health``: 200 once serving.
 
@@ -43,6 +44,7 @@ class Endpoint:
     fail_until: float = 0.0
     sleep_ms: int = 0
     hang: bool = False
+    body_bytes: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -72,6 +74,10 @@ async def hook(request: web.Request) -> web.Response:
         "verified_by": verified_by,
         "valid": bool(verified_by),
         "received_at": received_at,
+        # The caller's TCP port: calls sharing one are on one keep-alive connection.
+        "peer_port": (request.transport.get_extra_info("peername") or (None, None))[1]
+        if request.transport is not None
+        else None,
         "headers": headers,
         "body": body,
     }
@@ -84,6 +90,8 @@ async def hook(request: web.Request) -> web.Response:
     status = endpoint.fail_status if time.time() < endpoint.fail_until else endpoint.status
     record["answered"] = status
     record["answered_at"] = time.time()
+    if endpoint.body_bytes:
+        return web.Response(status=status, body=b"x" * endpoint.body_bytes)
     return web.Response(status=status, text="ok" if status < 300 else "no")
 
 
