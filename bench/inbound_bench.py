@@ -897,7 +897,7 @@ def report(results: list[Level], handoff: Handoff, options: argparse.Namespace) 
     print(
         f"\ninbound, {options.messages} messages per run from {SENDERS} senders; one worker "
         f"holds every session; relay, webhook dispatcher and receiver at product defaults "
-        f"(one subscription, max_in_flight {SETTINGS.get('WEBHOOK_MAX_IN_FLIGHT', 4)}); "
+        f"(one subscription, max_in_flight {SETTINGS.get('WEBHOOK_MAX_IN_FLIGHT', 16)}); "
         "latency from the post to the emulator"
     )
     print(

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     webhook_max_age: int = Field(default=24 * 3600, ge=1, le=30 * 86400)
     webhook_timeout: float = Field(default=10.0, gt=0, le=300)
     webhook_allow_private: bool = False
-    webhook_max_in_flight: int = Field(default=4, ge=1, le=1000)
+    webhook_max_in_flight: int = Field(default=16, ge=1, le=1000)
     webhook_backoff_base: float = Field(default=1.0, gt=0, le=3600)
     webhook_backoff_max: float = Field(default=3600.0, gt=0, le=86400)
     # How long a rotated-out secret still signs (both signatures are sent meanwhile).

@@ -17,7 +17,6 @@ which a crashed dispatcher's deliveries are due again.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import httpx
+import aiohttp
 import structlog
 from sqlalchemy.engine import Engine
 
@@ -40,7 +39,7 @@ from integration_service.webhooks.queue import ClaimedDelivery, DeliveryQueue, R
 from integration_service.webhooks.records import CANCELLED, DEAD, DELIVERED
 from integration_service.webhooks.retry_policy import AttemptResult, Outcome, decide
 from integration_service.webhooks.secret_keys import WebhookSecret
-from integration_service.webhooks.sender import attempt
+from integration_service.webhooks.sender import attempt, http_session
 from integration_service.webhooks.signing import body_of, signed_headers
 from integration_service.webhooks.subscriptions import decrypt_secret
 
@@ -137,8 +136,6 @@ class WebhookDispatcher:
 
     async def run(self) -> None:
         """Deliver until ``request_stop``."""
-        # httpx logs every request's URL at INFO; a URL may carry a receiver's token.
-        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -147,20 +144,8 @@ class WebhookDispatcher:
         # (a slow subscription's slots all freeing at once) never delays the next claim.
         self._round_executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-claims")
         settings = self.settings
-        limits = httpx.Limits(
-            max_connections=settings.webhook_concurrency,
-            max_keepalive_connections=settings.webhook_concurrency,
-        )
         try:
-            async with httpx.AsyncClient(
-                # The hard cut is asyncio's (sender.attempt); httpx's own timeouts are a
-                # backstop only.
-                timeout=httpx.Timeout(settings.webhook_timeout + 1.0),
-                limits=limits,
-                follow_redirects=False,
-                # No proxy from the environment: the address checked is the one called.
-                trust_env=False,
-            ) as client:
+            async with http_session(settings.webhook_concurrency) as client:
                 logger.info(
                     "webhook_dispatcher_started",
                     dispatcher=self.name,
@@ -192,7 +177,7 @@ class WebhookDispatcher:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._round_executor, function, *args)
 
-    async def _round(self, client: httpx.AsyncClient) -> float:
+    async def _round(self, client: aiohttp.ClientSession) -> float:
         """One fan-out and one claim; how long to pause before the next round."""
         settings = self.settings
         free = settings.webhook_concurrency - len(self._attempts)
@@ -299,7 +284,7 @@ class WebhookDispatcher:
         self._secrets[cache_key] = (current, previous)
         return current, previous
 
-    async def _deliver(self, client: httpx.AsyncClient, claimed: ClaimedDelivery) -> None:
+    async def _deliver(self, client: aiohttp.ClientSession, claimed: ClaimedDelivery) -> None:
         settings = self.settings
         try:
             current, previous = await self._in_db(self._secret_keys, claimed)

@@ -2,7 +2,7 @@
 
 At most RESPONSE_READ_LIMIT bytes of the response body are read and dropped (a receiver
 could send gigabytes): a short body read to its end leaves the connection reusable, which
-is what keeps a busy subscription on one warm keep-alive connection instead of a new TCP
+is what keeps a busy subscription on warm keep-alive connections instead of a new TCP
 connection per event; a longer one is cut and its connection closed. Redirects are not
 followed (a 3xx is a failure: following it could lead to an address the check never saw).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
+import aiohttp
 
 from integration_service.webhooks.errors import WebhookInputInvalid
 from integration_service.webhooks.retry_policy import AttemptResult
@@ -26,10 +26,25 @@ USER_AGENT = "integration-service-webhooks/1"
 RESPONSE_READ_LIMIT = 64 * 1024
 # The answer is known once the status line is in; the body gets this long at most.
 RESPONSE_READ_SECONDS = 1.0
+READ_CHUNK = 16 * 1024
+
+
+def http_session(concurrency: int) -> aiohttp.ClientSession:
+    """The dispatcher's one client: ``concurrency`` connections at most, kept alive; no
+    cookies (one receiver's cookie must never reach another tenant's), no proxy from the
+    environment (the address checked is the one called), no decompression (the body is
+    dropped). The hard cut is asyncio's (``attempt``)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
 
 
 async def attempt(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     url: str,
     body: bytes,
     signed: dict[str, str],
@@ -55,19 +70,28 @@ async def attempt(
                 "content-type": "application/json",
                 "user-agent": USER_AGENT,
             }
-            async with client.stream(
-                "POST", request.url, content=body, headers=headers, extensions=request.extensions
+            async with client.post(
+                request.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                server_hostname=request.server_hostname,
             ) as response:
-                status_code = response.status_code
+                status_code = response.status
                 await _drain_bounded(response)
     except TimeoutError:
         return AttemptResult(None, f"timed out after {timeout:g}s", elapsed_ms())
     except WebhookInputInvalid as refused:
         return AttemptResult(None, f"refused: {refused.detail}", elapsed_ms())
-    except httpx.HTTPError as error:
-        # The class and the library's short text; never the request (headers, body).
-        detail = str(error).splitlines()[0] if str(error) else ""
-        return AttemptResult(None, f"{type(error).__name__}: {detail}".rstrip(": "), elapsed_ms())
+    except aiohttp.ClientConnectorError as error:
+        # The class and the socket's reason; never the request (URL, headers, body).
+        return AttemptResult(
+            None,
+            f"{type(error).__name__}: {error.os_error.strerror or 'connect failed'}",
+            elapsed_ms(),
+        )
+    except aiohttp.ClientError as error:
+        return AttemptResult(None, type(error).__name__, elapsed_ms())
     except OSError as error:
         return AttemptResult(
             None, f"{type(error).__name__}: {error.strerror or error}", elapsed_ms()
@@ -75,16 +99,16 @@ async def attempt(
     return AttemptResult(status_code, None, elapsed_ms())
 
 
-async def _drain_bounded(response: httpx.Response) -> None:
+async def _drain_bounded(response: aiohttp.ClientResponse) -> None:
     """Read and drop the body, up to RESPONSE_READ_LIMIT bytes and RESPONSE_READ_SECONDS
     (see the module's note). A body that is too long, too slow or broken only costs the
-    connection (closing the stream unread drops it): the status is the answer."""
+    connection (leaving the response unread closes it): the status is the answer."""
     read = 0
     try:
         async with asyncio.timeout(RESPONSE_READ_SECONDS):
-            async for chunk in response.aiter_raw():
+            while chunk := await response.content.read(READ_CHUNK):
                 read += len(chunk)
                 if read > RESPONSE_READ_LIMIT:
                     return
-    except (TimeoutError, httpx.HTTPError):
+    except (TimeoutError, aiohttp.ClientError):
         return

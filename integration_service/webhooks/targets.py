@@ -151,16 +151,17 @@ class PinnedRequest:
 
     url: str
     headers: dict[str, str]
-    extensions: dict[str, str]
+    # The TLS server name (https to a pinned address), else None.
+    server_hostname: str | None
 
 
 def pinned(target: TargetUrl, address: IPAddress | None) -> PinnedRequest:
     """The request for ``target`` sent to ``address`` (None: let the client resolve)."""
     if address is None or _literal(target.host) is not None:
-        return PinnedRequest(target.url, {}, {})
+        return PinnedRequest(target.url, {}, None)
     parts = urlsplit(target.url)
     shown = f"[{address}]" if address.version == 6 else str(address)
     netloc = f"{shown}:{target.port}"
     url = urlunsplit(SplitResult(parts.scheme, netloc, parts.path, parts.query, ""))
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    return PinnedRequest(url, {"Host": target.host_header}, extensions)
+    server_hostname = target.host if target.scheme == "https" else None
+    return PinnedRequest(url, {"Host": target.host_header}, server_hostname)

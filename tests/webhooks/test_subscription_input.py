@@ -125,7 +125,7 @@ def test_the_address_rules() -> None:
     request = pinned(target, ipaddress.ip_address("93.184.215.14"))
     assert request.url == "https://93.184.215.14:8443/in?x=1"
     assert request.headers == {"Host": "hooks.example.com:8443"}
-    assert request.extensions == {"sni_hostname": "hooks.example.com"}
+    assert request.server_hostname == "hooks.example.com"
 
 
 def test_a_private_target_is_refused_again_at_delivery_time(
