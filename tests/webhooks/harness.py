@@ -118,3 +118,13 @@ def all_fanned_out(engine: Engine) -> bool:
             text("SELECT count(*) FROM inbound_events WHERE fanned_out_at IS NULL")
         ).scalar_one()
     return int(left) == 0
+
+
+def wait_delivered(engine: Engine, subscription_id: uuid.UUID, count: int) -> None:
+    """Until exactly ``count`` deliveries of the subscription are delivered (and no other)."""
+    wait_for(
+        lambda: statuses(engine, subscription_id) == {"delivered": count},
+        timeout=60,
+        interval=0.2,
+        what=f"{count} delivered",
+    )

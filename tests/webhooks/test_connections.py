@@ -12,9 +12,13 @@ from sqlalchemy.engine import Engine
 from integration_service.inbound.event_log import EventLog
 from integration_service.store import SessionStore
 from integration_service.webhooks import SubscriptionStore
-from tests.support.processes import wait_for
 from tests.support.webhook_receiver import Receiver
-from tests.webhooks.harness import add_session, append_messages, running_dispatcher, statuses
+from tests.webhooks.harness import (
+    add_session,
+    append_messages,
+    running_dispatcher,
+    wait_delivered,
+)
 
 
 def test_a_busy_subscription_reuses_its_keep_alive_connections(
@@ -30,12 +34,7 @@ def test_a_busy_subscription_reuses_its_keep_alive_connections(
     sub = subscriptions.add("tenant-warm", receiver.url("warm"), max_in_flight=4).subscription
     with running_dispatcher(dispatcher_env, tmp_path / "dispatcher.log"):
         append_messages(event_log, key, 200)
-        wait_for(
-            lambda: statuses(engine, sub.id) == {"delivered": 200},
-            timeout=60,
-            interval=0.2,
-            what="200 delivered",
-        )
+        wait_delivered(engine, sub.id, 200)
     calls = receiver.records("warm")
     assert len(calls) == 200
     ports = {call["peer_port"] for call in calls}
@@ -59,12 +58,7 @@ def test_a_2xx_with_a_huge_body_is_delivered_once_with_its_body_cut(
     receiver.configure("chatty", body_bytes=8 * 1024 * 1024)
     with running_dispatcher(dispatcher_env, tmp_path / "dispatcher.log"):
         append_messages(event_log, key, 5)
-        wait_for(
-            lambda: statuses(engine, sub.id) == {"delivered": 5},
-            timeout=60,
-            interval=0.2,
-            what="5 delivered",
-        )
+        wait_delivered(engine, sub.id, 5)
     calls = receiver.records("chatty")
     # Exactly once each: a cut body is not a failure to retry.
     assert sorted(c["id"] for c in calls) == sorted({c["id"] for c in calls})
