@@ -27,8 +27,8 @@ defined for them, and a job that meets one fails with ``UnexpectedError``:
 
 - ``ValueError`` for an argument the boundary should have refused (a session id with a
   ``:`` given to the lease manager, a ttl or batch size below 1, an auth key that is not
-  256 bytes, an unknown log level), and inside pydantic validators, which ``get_settings``
-  reports as ``SettingsError``;
+  256 bytes, an unknown log level, a rate limit check without an identifier), and inside
+  pydantic validators, which ``get_settings`` reports as ``SettingsError``;
 - ``RuntimeError`` for an object used out of its lifecycle (a heartbeat started twice, a
   server's address read before it started);
 - ``AttributeError`` from a module's ``__getattr__`` (the language's protocol).

@@ -107,6 +107,36 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=64, ge=1, le=10000)
     webhook_batch: int = Field(default=200, ge=1, le=10000)
 
+    # The HTTP API (integration_service/api; `integration-service api`).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    # Browser origins allowed to call the API, comma-separated (none by default).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Request bodies above this are refused with 413 before they are read whole.
+    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    # JWTs from the platform's user service: RS256/ES256 against the JWKS at
+    # JWT_JWKS_URL, or HS256 with JWT_HS256_SECRET; audience and issuer checked when set.
+    jwt_jwks_url: str | None = None
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # The claims that carry the tenant and the scopes (space-separated, or a list).
+    jwt_tenant_claim: str = "tenant_id"
+    jwt_scope_claim: str = "scope"
+    jwt_leeway: int = Field(default=30, ge=0, le=600)
+    jwks_cache_seconds: int = Field(default=300, ge=1, le=86400)
+    # Telegram Mini App initData (seed 000): the bot token of the Mini App's bot, whose
+    # HMAC signs initData; how old an auth_date may be; the tenant its users connect to.
+    miniapp_hmac_secret: SecretStr | None = None
+    miniapp_timestamp_tolerance: int = Field(default=300, ge=1, le=86400)
+    miniapp_tenant_id: str | None = None
+    # Rate limits (GCRA in Redis): requests per second and burst, per API key or token
+    # subject, and per tenant over all its callers.
+    rate_limit_key_per_second: float = Field(default=50.0, gt=0, le=100000)
+    rate_limit_key_burst: int = Field(default=100, ge=1, le=1000000)
+    rate_limit_tenant_per_second: float = Field(default=200.0, gt=0, le=1000000)
+    rate_limit_tenant_burst: int = Field(default=400, ge=1, le=1000000)
+
     # Login and validation.
     qr_ticket_ttl: int = Field(default=600, ge=30, le=86400)
     session_validation_interval: int = Field(default=300, ge=1, le=86400)
@@ -179,6 +209,13 @@ class Settings(BaseSettings):
         heartbeat = getattr(info, "data", {}).get("session_lock_heartbeat")
         if heartbeat is not None and value <= heartbeat:
             raise ValueError(f"must be longer than SESSION_LOCK_HEARTBEAT ({heartbeat})")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
     @field_validator("database_url")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from integration_service.cli import budget
+from integration_service.cli.api import api, api_key
 from integration_service.cli.credentials import bot_login, code_login, password
 from integration_service.cli.database import migrate
 from integration_service.cli.emulator import emulator
@@ -58,6 +59,8 @@ for command in (
     relay,
     events,
     webhooks,
+    api,
+    api_key,
 ):
     main.add_command(command)
 

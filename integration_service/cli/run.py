@@ -34,6 +34,13 @@ from integration_service.cli.output import guarded
     envvar="FLOWER_PORT",
 )
 @click.option(
+    "--api-port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    envvar="API_PORT",
+)
+@click.option(
     "--metrics-base-port",
     type=click.IntRange(1, 65000),
     default=9100,
@@ -53,11 +60,13 @@ def run(
     state_dir: Path,
     emulator_port: int,
     flower_port: int,
+    api_port: int,
     metrics_base_port: int,
     concurrency: int,
     migrate: bool,
 ) -> None:
-    """Start the emulator (unless TELEGRAM_API_ID/HASH are set), workers, beat and Flower.
+    """Start the emulator (unless TELEGRAM_API_ID/HASH are set), workers, beat, the relay,
+    the HTTP API and Flower.
 
     A bad setting (exit 2), or PostgreSQL, Redis or the broker out of reach within
     DEPENDENCY_TIMEOUT (exit 4), ends it before anything starts, with one line, as for
@@ -78,7 +87,9 @@ def run(
 
         upgrade("head")
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ports = Ports(emulator=emulator_port, flower=flower_port, metrics_base=metrics_base_port)
+    ports = Ports(
+        emulator=emulator_port, flower=flower_port, metrics_base=metrics_base_port, api=api_port
+    )
     processes = plan(settings, state_dir, ports, concurrency=concurrency)
     emulator_json = (
         None if settings.uses_real_telegram else state_dir / "emulator" / "emulator.json"

@@ -21,6 +21,7 @@ class Ports:
     emulator: int = 8443
     flower: int = 5555
     metrics_base: int = 9100
+    api: int = 8000
 
     @property
     def worker_high(self) -> int:
@@ -121,6 +122,13 @@ def plan(
             {**shared, "METRICS_PORT": str(ports.relay)},
             f"http://127.0.0.1:{ports.relay}/health/ready",
             "event relay: the event log to the events exchange (and webhooks)",
+        ),
+        Process(
+            "api",
+            [sys.executable, "-m", "integration_service.cli", "api", "--port", str(ports.api)],
+            shared,
+            f"http://127.0.0.1:{ports.api}/health/ready",
+            f"HTTP API (docs at http://127.0.0.1:{ports.api}/docs)",
         ),
         Process(
             "flower",

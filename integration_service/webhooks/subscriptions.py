@@ -219,6 +219,30 @@ class SubscriptionStore:
             raise _not_found(tenant_id, subscription_id)
         return subscription_from(row)
 
+    def signing_keys(
+        self, tenant_id: str, subscription_id: uuid.UUID
+    ) -> tuple[WebhookSecret, list[WebhookSecret]]:
+        """The current secret and the rotated-out one still in its grace period, as keys
+        (what a test ping signs with, like the dispatcher)."""
+        with transaction(self._engine, self._guard, "read webhook secrets") as conn:
+            row = conn.execute(
+                text(
+                    "SELECT secret_enc, CASE WHEN previous_secret_expires_at > now() "
+                    "THEN previous_secret_enc END FROM webhook_subscriptions "
+                    "WHERE id = :id AND tenant_id = :tenant_id"
+                ),
+                {"id": subscription_id, "tenant_id": tenant_id},
+            ).first()
+        if row is None:
+            raise _not_found(tenant_id, subscription_id)
+        current = decrypt_secret(self._cipher, tenant_id, subscription_id, row[0])
+        previous = (
+            []
+            if row[1] is None
+            else [decrypt_secret(self._cipher, tenant_id, subscription_id, row[1])]
+        )
+        return current, previous
+
 
 def _require_tenant(conn: Connection, tenant_id: str) -> None:
     found = conn.execute(text("SELECT 1 FROM tenants WHERE id = :id"), {"id": tenant_id}).first()

@@ -23,6 +23,7 @@ REQUIRED_SERVICES = {
     "worker-bulk",
     "beat",
     "relay",
+    "api",
     "flower",
     "prometheus",
     "grafana",

@@ -78,7 +78,7 @@ def test_pods_are_hardened_and_sized(documents: list[tuple[Path, dict[str, Any]]
         *_by_kind(documents, "Deployment").values(),
         *_by_kind(documents, "Job").values(),
     ]
-    assert len(workloads) == 6
+    assert len(workloads) == 7
     for workload in workloads:
         pod = workload["spec"]["template"]["spec"]
         container = _container(workload)
@@ -187,3 +187,19 @@ def test_kustomization_lists_files_but_never_the_secret_template() -> None:
         assert (K8S / resource).is_file(), resource
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert manifests - set(resources) == {"secret.example.yaml"}
+
+
+def test_the_api_scales_and_probes_its_own_port(
+    documents: list[tuple[Path, dict[str, Any]]],
+) -> None:
+    deployment = _by_kind(documents, "Deployment")["api"]
+    container = _container(deployment)
+    assert container["args"][:2] == ["integration-service", "api"]
+    for probe, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
+        assert container[probe]["httpGet"]["path"] == path
+        assert _port_number(container, container[probe]["httpGet"]["port"]) == 8000
+    service = _by_kind(documents, "Service")["api"]
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "api"}
+    hpa = _by_kind(documents, "HorizontalPodAutoscaler")["api"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "api"
+    assert 1 < hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]

@@ -83,7 +83,7 @@ def _running(
 ) -> Iterator[tuple[RunningSystem, subprocess.Popen[bytes]]]:
     # Its own database: the bulk worker listens to every authorised session it finds.
     # One block for every port `run` listens on: ports picked one by one could collide.
-    metrics_base = free_block(6)
+    metrics_base = free_block(7)
     flower = metrics_base + 6
     with private_vhost() as broker_url:
         env = {
@@ -96,6 +96,7 @@ def _running(
             "EMULATOR_PORT": str(metrics_base + 5),
             "FLOWER_PORT": str(flower),
             "METRICS_BASE_PORT": str(metrics_base),
+            "API_PORT": str(metrics_base + 7),
             "FLOWER_BASIC_AUTH": FLOWER_AUTH,
             "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
         }
@@ -128,6 +129,7 @@ def test_run_serves_logins_and_sends_then_stops_cleanly(
         return (
             all(http_get(url)[0] == 200 for url in ready)
             and http_get(f"http://127.0.0.1:{system.flower}/healthcheck")[0] == 200
+            and http_get(f"http://127.0.0.1:{system.metrics_base + 7}/health/ready")[0] == 200
             and (system.state_dir / "emulator" / "emulator.json").exists()
         )
 

@@ -34,7 +34,7 @@ from tests.support.system import free_block
 REDIS_DB = 5
 # honcho prefixes every line: "HH:MM:SS <process name> | <the process's line>".
 HONCHO_LINE = re.compile(r"^\d\d:\d\d:\d\d (?P<name>\S+)\s*\| (?P<line>.*)$")
-PROCESSES = {"emulator", "worker_high", "worker_bulk", "beat", "relay", "flower"}
+PROCESSES = {"emulator", "worker_high", "worker_bulk", "beat", "relay", "api", "flower"}
 SUMMARY_START = "integration-service is up:"
 SUMMARY_END = "Press Ctrl-C to stop everything"
 
@@ -75,9 +75,10 @@ def run_env(database_url: str, broker_url: str, tmp_path: Path) -> dict[str, str
         "STATE_DIR": str(tmp_path / "state"),
         # One block of free ports for all of them: ports picked one by one could land on
         # the metrics ports base+1..+4 (seen once: a worker's "Address already in use").
-        "METRICS_BASE_PORT": str(base := free_block(6)),
+        "METRICS_BASE_PORT": str(base := free_block(7)),
         "EMULATOR_PORT": str(base + 5),
         "FLOWER_PORT": str(base + 6),
+        "API_PORT": str(base + 7),
         "FLOWER_BASIC_AUTH": "tester:shutdown-test-password",
         "TELEGRAM_EMULATOR_CONFIG": str(tmp_path / "state" / "emulator" / "emulator.json"),
         "LOG_LEVEL": "INFO",

@@ -95,6 +95,10 @@ ALLOWED_RAISES: dict[tuple[str, str], str] = {
         "Celery: a job forwarded to the session's owner"
     ),
     ("integration_service.devserver.demo", "SystemExit"): "a script exiting with its message",
+    ("integration_service.api.ratelimit", "ValueError"): (
+        "argument: an empty identifier, no limit or one bucket twice in a check, a bad Limit "
+        "(the settings are validated before)"
+    ),
 }
 
 # Raises of a value the AST cannot name (a local variable, an attribute of an attribute),

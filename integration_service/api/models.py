@@ -1,0 +1,104 @@
+"""The API's request and response bodies (what OpenAPI documents)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from integration_service.inputs import MAX_TEXT_LENGTH
+
+
+class Strict(BaseModel):
+    # An unknown field is a mistake the caller wants to hear about, not to have ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Account(BaseModel):
+    id: str = Field(description="the account's app_id, unique within the tenant")
+    kind: Literal["user", "bot"]
+    state: str
+    listening: bool
+    telegram_user_id: int | None
+    auth_error: str | None
+    last_activity_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountPage(BaseModel):
+    items: list[Account]
+    next: str | None = Field(description="pass as ?after= for the next page; null: the last")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    account_id: str
+    task: str
+
+
+class SendBody(Strict):
+    peer: str | int = Field(description="an @username or a numeric id")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    idempotency_key: str | None = Field(
+        default=None, description="the same key never sends twice (else the header's)"
+    )
+
+
+class MessageAccepted(BaseModel):
+    id: str
+    account_id: str
+    status: str
+    idempotency_key: str
+
+
+class MessageError(BaseModel):
+    code: str | None
+    detail: str | None
+
+
+class Message(BaseModel):
+    id: str
+    account_id: str
+    idempotency_key: str
+    status: Literal["accepted", "queued", "sent", "failed"]
+    peer: str | None
+    telegram_message_id: int | None
+    attempts: int
+    error: MessageError | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ConnectBody(Strict):
+    method: Literal["qr", "code", "bot"]
+    app_id: str = Field(min_length=1, max_length=64)
+    phone: str | None = None
+    bot_token: str | None = None
+
+
+class CodeBody(Strict):
+    code: str = Field(min_length=1, max_length=16)
+
+
+class PasswordBody(Strict):
+    password: str = Field(min_length=1, max_length=256)
+
+
+class QrCodeOut(BaseModel):
+    url: str = Field(description="sign-in secret: show it to the user only")
+    png_base64: str
+    expires_at: float | None
+
+
+class Login(BaseModel):
+    id: str
+    account_id: str
+    method: Literal["qr", "code", "bot"]
+    state: Literal[
+        "starting", "qr_pending", "code_sent", "password_required", "authorized", "failed"
+    ]
+    reason: str | None = None
+    qr: QrCodeOut | None = None
+    created_at: float

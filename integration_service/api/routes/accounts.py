@@ -1,0 +1,92 @@
+"""Accounts (``/api/integrations/telegram/accounts``): list, show, reconnect, validate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from integration_service.api import reads
+from integration_service.api.auth import Principal
+from integration_service.api.context import ApiContext
+from integration_service.api.deps import caller, context, own_account
+from integration_service.api.models import Account, AccountPage, JobAccepted
+from integration_service.api.routes.common import TELEGRAM, answer
+from integration_service.client import JobHandle
+from integration_service.sessions.state_machine import STATES
+
+# Validated with the other query parameters, so a 422 lists every problem at once.
+STATE_PATTERN = f"^({'|'.join(sorted(STATES))})$"
+router = APIRouter(prefix=f"{TELEGRAM}/accounts", tags=["accounts"])
+Context = Annotated[ApiContext, Depends(context)]
+
+
+def job_accepted(handle: JobHandle) -> JobAccepted:
+    return JobAccepted(job_id=handle.job_id, account_id=handle.app_id, task=handle.task)
+
+
+@router.get("", response_model=AccountPage)
+def list_accounts(
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("accounts:read"))],
+    state: Annotated[
+        str | None,
+        Query(pattern=STATE_PATTERN, description="only accounts in this state"),
+    ] = None,
+    after: Annotated[str | None, Query(max_length=64, description="the `next` cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AccountPage:
+    items, following = reads.list_accounts(
+        ctx.reader,
+        principal.tenant_id,
+        state=state,
+        after=after,
+        limit=limit,
+        only=principal.app_id,
+    )
+    return AccountPage(items=items, next=following)
+
+
+@router.get("/{account_id}", response_model=Account)
+def get_account(
+    account_id: str,
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("accounts:read"))],
+) -> Account:
+    own_account(principal, account_id)
+    return reads.get_account(ctx.reader, principal.tenant_id, account_id)
+
+
+@router.post("/{account_id}/reconnect", status_code=202, response_model=JobAccepted)
+def reconnect(
+    account_id: str,
+    request: Request,
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("accounts:write"))],
+) -> JSONResponse:
+    reads.get_account(ctx.reader, principal.tenant_id, account_id)
+    return answer(
+        request,
+        ctx,
+        principal.tenant_id,
+        None,
+        lambda: job_accepted(ctx.client.reconnect(principal.tenant_id, account_id)),
+    )
+
+
+@router.post("/{account_id}/validate", status_code=202, response_model=JobAccepted)
+def validate(
+    account_id: str,
+    request: Request,
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("accounts:write"))],
+) -> JSONResponse:
+    reads.get_account(ctx.reader, principal.tenant_id, account_id)
+    return answer(
+        request,
+        ctx,
+        principal.tenant_id,
+        None,
+        lambda: job_accepted(ctx.client.validate_session(principal.tenant_id, account_id)),
+    )

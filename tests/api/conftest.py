@@ -1,0 +1,99 @@
+"""Fixtures of the HTTP API tests: one whole system (emulator, private vhost, Redis db) for
+the package, an API process per module (with the module's settings), and tenants with
+keys of chosen scopes, deleted after their module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from integration_service.api.auth import ApiKeyStore
+from integration_service.emulator.testing import EmulatorProcess
+from integration_service.store import SessionKey, SessionMaterial
+from tests.support.api_process import ApiProcess, running_api
+from tests.support.system import SystemUnderTest, whole_system
+
+KeyMaker = Callable[..., str]
+AccountMaker = Callable[[str, str], SessionKey]
+
+
+@pytest.fixture(scope="package")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api_overrides() -> dict[str, str]:
+    """API settings a module wants (override in the module). Rate limits are high here
+    so that only the rate-limit tests meet them."""
+    return {}
+
+
+@pytest.fixture(scope="package")
+def system(
+    database_url: str, emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SystemUnderTest]:
+    with whole_system(
+        database_url=database_url,
+        emulator=emulator,
+        state_dir=Path(tmp_path_factory.mktemp("system")),
+    ) as sut:
+        yield sut
+
+
+@pytest.fixture(scope="module")
+def api(
+    system: SystemUnderTest,
+    api_overrides: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiProcess]:
+    limits = {
+        "RATE_LIMIT_KEY_PER_SECOND": "10000",
+        "RATE_LIMIT_KEY_BURST": "10000",
+        "RATE_LIMIT_TENANT_PER_SECOND": "10000",
+        "RATE_LIMIT_TENANT_BURST": "10000",
+    }
+    log = Path(tmp_path_factory.mktemp("api")) / "api.log"
+    with running_api(system.env, log, **{**limits, **api_overrides}) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def tenants(system: SystemUnderTest) -> Iterator[set[str]]:
+    """The tenants a module registers; deleted after it, with everything of theirs."""
+    made: set[str] = set()
+    yield made
+    with system.engine.begin() as conn:
+        conn.execute(text("DELETE FROM tenants WHERE id = ANY(:ids)"), {"ids": sorted(made)})
+
+
+@pytest.fixture(scope="module")
+def make_key(system: SystemUnderTest, tenants: set[str]) -> KeyMaker:
+    """An API key of a tenant (registered on first use) with the given scopes (all: *)."""
+    keys = ApiKeyStore(system.engine)
+
+    def make(tenant_id: str, *scopes: str) -> str:
+        system.store.ensure_tenant(tenant_id)
+        tenants.add(tenant_id)
+        return keys.create(tenant_id, "test", scopes or ("*",)).key
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def make_account(system: SystemUnderTest, tenants: set[str]) -> AccountMaker:
+    """A session row in state authorized (no Telegram behind it: for routes that only
+    read it or enqueue a job)."""
+
+    def make(tenant_id: str, app_id: str) -> SessionKey:
+        key = SessionKey(tenant_id, app_id)
+        system.store.ensure_tenant(tenant_id)
+        tenants.add(tenant_id)
+        system.store.save(SessionMaterial(key=key, kind="user", state="authorized", lease_epoch=1))
+        return key
+
+    return make
