@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from integration_service.inputs import MAX_TEXT_LENGTH
+from integration_service.store.records import IDENTIFIER_PATTERN
+
+# An account id is a session's app_id: the store's identifier rule, checked with the other
+# parameters (a 422 that lists every problem), before any query sees it.
+ACCOUNT_ID_PATTERN = IDENTIFIER_PATTERN.pattern
+AccountId = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, description="the account's app_id")]
 
 
 class Strict(BaseModel):
@@ -73,7 +80,7 @@ class Message(BaseModel):
 
 class ConnectBody(Strict):
     method: Literal["qr", "code", "bot"]
-    app_id: str = Field(min_length=1, max_length=64)
+    app_id: str = Field(pattern=ACCOUNT_ID_PATTERN)
     phone: str | None = None
     bot_token: str | None = None
 

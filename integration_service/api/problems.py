@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from integration_service.api.errors import ApiError, RateLimited, Unauthenticated
@@ -28,6 +29,42 @@ from integration_service.telegram.terminated import SessionTerminated
 
 PROBLEM_JSON = "application/problem+json"
 logger = structlog.get_logger(__name__)
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457), as OpenAPI documents it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    # A 422 from request validation: every problem, each {field, code, detail}.
+    errors: list[dict[str, str]] | None = None
+    retry_after: float | None = None
+
+
+PROBLEM_STATUSES = {
+    400: "the body could not be read as JSON (not UTF-8, or not JSON at all)",
+    401: "no token, or a bad, expired or revoked one",
+    403: "the token lacks the route's scope",
+    404: "no such resource for this tenant",
+    409: "a conflict: the Idempotency-Key was used for another request, or the session has ended",
+    413: "the request body is too large",
+    422: "the request is invalid; every problem is listed",
+    429: "rate limited: retry after Retry-After seconds",
+    503: "a dependency (PostgreSQL, Redis, the broker, the JWKS) is unreachable",
+}
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """The error answers every authenticated route can give, for OpenAPI."""
+    schema = Problem.model_json_schema()
+    return {
+        status: {"description": why, "content": {PROBLEM_JSON: {"schema": schema}}}
+        for status, why in PROBLEM_STATUSES.items()
+    }
 
 
 def problem(
@@ -136,7 +173,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(error.status_code, "http_error")
         return JSONResponse(
             problem(error.status_code, code, str(error.detail)),
             status_code=error.status_code,

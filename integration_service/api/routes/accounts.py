@@ -11,14 +11,21 @@ from integration_service.api import reads
 from integration_service.api.auth import Principal
 from integration_service.api.context import ApiContext
 from integration_service.api.deps import caller, context, own_account
-from integration_service.api.models import Account, AccountPage, JobAccepted
+from integration_service.api.models import (
+    ACCOUNT_ID_PATTERN,
+    Account,
+    AccountId,
+    AccountPage,
+    JobAccepted,
+)
+from integration_service.api.problems import problem_responses
 from integration_service.api.routes.common import TELEGRAM, answer
 from integration_service.client import JobHandle
 from integration_service.sessions.state_machine import STATES
 
 # Validated with the other query parameters, so a 422 lists every problem at once.
 STATE_PATTERN = f"^({'|'.join(sorted(STATES))})$"
-router = APIRouter(prefix=f"{TELEGRAM}/accounts", tags=["accounts"])
+router = APIRouter(prefix=f"{TELEGRAM}/accounts", tags=["accounts"], responses=problem_responses())
 Context = Annotated[ApiContext, Depends(context)]
 
 
@@ -34,7 +41,9 @@ def list_accounts(
         str | None,
         Query(pattern=STATE_PATTERN, description="only accounts in this state"),
     ] = None,
-    after: Annotated[str | None, Query(max_length=64, description="the `next` cursor")] = None,
+    after: Annotated[
+        str | None, Query(pattern=ACCOUNT_ID_PATTERN, description="the `next` cursor")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AccountPage:
     items, following = reads.list_accounts(
@@ -50,7 +59,7 @@ def list_accounts(
 
 @router.get("/{account_id}", response_model=Account)
 def get_account(
-    account_id: str,
+    account_id: AccountId,
     ctx: Context,
     principal: Annotated[Principal, Depends(caller("accounts:read"))],
 ) -> Account:
@@ -60,7 +69,7 @@ def get_account(
 
 @router.post("/{account_id}/reconnect", status_code=202, response_model=JobAccepted)
 def reconnect(
-    account_id: str,
+    account_id: AccountId,
     request: Request,
     ctx: Context,
     principal: Annotated[Principal, Depends(caller("accounts:write"))],
@@ -77,7 +86,7 @@ def reconnect(
 
 @router.post("/{account_id}/validate", status_code=202, response_model=JobAccepted)
 def validate(
-    account_id: str,
+    account_id: AccountId,
     request: Request,
     ctx: Context,
     principal: Annotated[Principal, Depends(caller("accounts:write"))],

@@ -28,12 +28,16 @@ from pydantic import BaseModel
 from integration_service.api.auth import Principal
 from integration_service.api.context import ApiContext
 from integration_service.api.deps import caller, context, own_account
+from integration_service.api.models import ACCOUNT_ID_PATTERN
+from integration_service.api.problems import problem_responses
 from integration_service.api.routes.common import rate_limit_headers
 from integration_service.inbound.event_log import EventLog
 from integration_service.inbound.query import EventQuery
 from integration_service.inputs import InvalidInput
 
-router = APIRouter(prefix="/api/integrations/events", tags=["events"])
+router = APIRouter(
+    prefix="/api/integrations/events", tags=["events"], responses=problem_responses()
+)
 Context = Annotated[ApiContext, Depends(context)]
 Reading = Annotated[Principal, Depends(caller("events:read"))]
 POLL_SECONDS = 0.25
@@ -84,7 +88,7 @@ def events(
         str | None, Query(description="an event id, or with app_id a sequence")
     ] = None,
     types: Annotated[str | None, Query(description="comma-separated event types")] = None,
-    app_id: Annotated[str | None, Query(max_length=64)] = None,
+    app_id: Annotated[str | None, Query(pattern=ACCOUNT_ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
     query = _query(principal, app_id, after, types, limit)
@@ -105,7 +109,7 @@ async def stream(
     principal: Reading,
     after: Annotated[str | None, Query()] = None,
     types: Annotated[str | None, Query()] = None,
-    app_id: Annotated[str | None, Query(max_length=64)] = None,
+    app_id: Annotated[str | None, Query(pattern=ACCOUNT_ID_PATTERN)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Follow the log: from ``Last-Event-ID`` (a reconnect), else ``after``, else now."""

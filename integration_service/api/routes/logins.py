@@ -21,10 +21,11 @@ from integration_service.api.models import (
     Login,
     PasswordBody,
 )
+from integration_service.api.problems import problem_responses
 from integration_service.api.routes.common import TELEGRAM, answer
 from integration_service.inputs import InvalidInput
 
-router = APIRouter(prefix=TELEGRAM, tags=["logins"])
+router = APIRouter(prefix=TELEGRAM, tags=["logins"], responses=problem_responses())
 Context = Annotated[ApiContext, Depends(context)]
 Connecting = Annotated[Principal, Depends(caller("connect"))]
 

@@ -14,10 +14,11 @@ from integration_service.api import reads
 from integration_service.api.auth import Principal
 from integration_service.api.context import ApiContext
 from integration_service.api.deps import caller, context
-from integration_service.api.models import Message, MessageAccepted, SendBody
+from integration_service.api.models import AccountId, Message, MessageAccepted, SendBody
+from integration_service.api.problems import problem_responses
 from integration_service.api.routes.common import TELEGRAM, answer, idempotency_key_of
 
-router = APIRouter(prefix=TELEGRAM, tags=["messages"])
+router = APIRouter(prefix=TELEGRAM, tags=["messages"], responses=problem_responses())
 Context = Annotated[ApiContext, Depends(context)]
 
 
@@ -44,7 +45,7 @@ def record_accepted(ctx: ApiContext, tenant_id: str, app_id: str, key: str, job_
 
 @router.post("/accounts/{account_id}/send", status_code=202, response_model=MessageAccepted)
 def send(
-    account_id: str,
+    account_id: AccountId,
     body: SendBody,
     request: Request,
     ctx: Context,

@@ -21,7 +21,10 @@ def live() -> dict[str, Any]:
     return {"status": "ok", "checks": {"process": {"ok": True, "detail": "answering"}}}
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "a dependency is failing (the body says which)"}},
+)
 def ready(ctx: Annotated[ApiContext, Depends(context)]) -> JSONResponse:
     report = run_checks(ctx.settings, timeout=2.0)
     return JSONResponse(report.to_dict(), status_code=200 if report.ok else 503)

@@ -20,10 +20,13 @@ from integration_service.api.context import ApiContext
 from integration_service.api.deps import caller, context
 from integration_service.api.errors import ResourceNotFound
 from integration_service.api.models import Strict
+from integration_service.api.problems import problem_responses
 from integration_service.api.routes.common import answer, rate_limit_headers
 from integration_service.webhooks.ping import ping
 
-router = APIRouter(prefix="/api/integrations/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/api/integrations/webhooks", tags=["webhooks"], responses=problem_responses()
+)
 Context = Annotated[ApiContext, Depends(context)]
 Reading = Annotated[Principal, Depends(caller("webhooks:read"))]
 Writing = Annotated[Principal, Depends(caller("webhooks:write"))]
