@@ -23,6 +23,7 @@ BENCHMARKS = {
     "connect_bench.py": 4,
     "validation_bench.py": 1,
     "inbound_bench.py": 2,
+    "api_bench.py": 2,
 }
 NUMBER = re.compile(r"=(-?[0-9.]+)")
 
