@@ -19,7 +19,7 @@ import contextlib
 import functools
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -62,6 +62,33 @@ class UnknownTenant(PermanentError):
     """No tenant with this id is registered."""
 
     code = "unknown_tenant"
+
+
+class BulkInvalid(inputs.InvalidInput):
+    """Items of a bulk send are malformed; nothing was enqueued. ``problems`` lists each:
+    ``{"index", "field", "detail"}``."""
+
+    code = "invalid_messages"
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        first = problems[0] if problems else {}
+        super().__init__(
+            "messages",
+            f"{len(problems)} invalid item(s), the first #{first.get('index')}: "
+            f"{first.get('detail')}",
+        )
+        self.problems = problems
+
+
+class PublishUnconfirmed(RetryableError):
+    """The broker did not confirm every message of a bulk publish in time (or refused
+    some). Some may have been enqueued: send the same items again (same idempotency
+    keys), and none is sent twice."""
+
+    code = "publish_unconfirmed"
+
+
+MAX_BULK = 1000
 
 
 class WaitTimedOut(RetryableError, TimeoutError):
@@ -121,6 +148,40 @@ class QrCode:
             f"QrCode(tenant_id={self.tenant_id!r}, app_id={self.app_id!r}, "
             f"ticket_id={self.ticket_id!r}, url=<hidden>)"
         )
+
+
+class _Confirms:
+    """Publisher confirms of one channel, counted as they arrive (RabbitMQ numbers the
+    messages from 1 and may ack several at once with ``multiple``)."""
+
+    def __init__(self, channel: Any) -> None:
+        channel.confirm_select()
+        self.acked = 0
+        self.nacked = 0
+        channel.events["basic_ack"].add(self._ack)
+        channel.events["basic_nack"].add(self._nack)
+
+    def _ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.acked = max(self.acked, delivery_tag) if multiple else self.acked + 1
+
+    def _nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked += 1
+
+    def wait(self, connection: Any, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.acked < count and not self.nacked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                connection.drain_events(timeout=left)
+            except TimeoutError:
+                break
+        if self.acked < count or self.nacked:
+            raise PublishUnconfirmed(
+                f"the broker confirmed {self.acked} of {count} messages "
+                f"({self.nacked} refused) within {timeout:g}s"
+            )
 
 
 def _reaching(
@@ -366,6 +427,111 @@ class IntegrationClient:
             kwargsrepr=shown,
             idempotency_key=request.idempotency_key,
         )
+
+    @_reaching
+    def send_messages(
+        self, tenant_id: str, app_id: str, items: Sequence[Mapping[str, object]]
+    ) -> list[JobHandle]:
+        """Enqueue up to MAX_BULK sends of one session, all or none: every item is
+        validated first (``BulkInvalid`` lists each bad one; nothing is enqueued), then
+        all are published on one channel with pipelined publisher confirms (one wait for
+        the whole batch instead of one per message). Each item is ``{peer, text,
+        idempotency_key?}``; an item without a key gets a random one."""
+        key = self._key(tenant_id, app_id)
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+            raise inputs.InvalidInput("messages", "must be a list of messages")
+        if not 1 <= len(items) <= MAX_BULK:
+            raise inputs.InvalidInput("messages", f"must hold 1 to {MAX_BULK} messages")
+        requests: list[inputs.SendRequest] = []
+        problems: list[dict[str, object]] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                problems.append({"index": index, "field": "message", "detail": "not an object"})
+                continue
+            try:
+                request = inputs.SendRequest.parse(
+                    key.tenant_id,
+                    key.app_id,
+                    item.get("peer"),
+                    item.get("text"),
+                    item.get("idempotency_key") or str(uuid.uuid4()),
+                )
+            except inputs.InvalidInput as error:
+                problems.append({"index": index, "field": error.field, "detail": error.detail})
+                continue
+            if request.idempotency_key in seen:
+                problems.append(
+                    {
+                        "index": index,
+                        "field": "idempotency_key",
+                        "detail": "idempotency_key: repeats an earlier item's",
+                    }
+                )
+                continue
+            seen.add(request.idempotency_key)
+            requests.append(request)
+        if problems:
+            raise BulkInvalid(problems)
+        self._require_usable_session(key)
+        return self._enqueue_many("tasks.messages.send_message", key, requests)
+
+    def _enqueue_many(
+        self, task: str, key: SessionKey, requests: Sequence[inputs.SendRequest]
+    ) -> list[JobHandle]:
+        from kombu import Connection, Producer
+
+        from integration_service.queues import route_for, worker_queue
+
+        route = route_for(task)
+        assert route is not None, task
+        queue_name = route["queue"]
+        destination: dict[str, Any] = {}
+        owner = self._owner_queue_prefix(key)
+        if owner is not None:
+            queue = worker_queue(owner, route["queue"], self.settings.worker_queue_message_ttl)
+            queue_name = queue.name
+            destination = {
+                "queue": queue,
+                "exchange": "",
+                "routing_key": queue.name,
+                "declare": [queue],
+            }
+        timeout = self.settings.dependency_timeout
+        handles: list[JobHandle] = []
+        with (
+            self.dependencies.reaching(RABBITMQ),
+            # A connection of its own, without the app's confirm-per-publish mode: the
+            # channel is put in confirm mode here and the acks are awaited together.
+            Connection(self.settings.broker_url, connect_timeout=timeout) as connection,
+        ):
+            channel = connection.channel()
+            confirmed = _Confirms(channel)
+            producer = Producer(channel)
+            for request in requests:
+                job_id = str(uuid.uuid4())
+                kwargs = request.job_kwargs()
+                self.app.send_task(
+                    task,
+                    kwargs=kwargs,
+                    task_id=job_id,
+                    kwargsrepr=repr({**kwargs, "text": f"<{len(request.text)} characters>"}),
+                    argsrepr="()",
+                    producer=producer,
+                    **destination,
+                )
+                handles.append(
+                    JobHandle(
+                        job_id,
+                        task,
+                        queue_name,
+                        key.tenant_id,
+                        key.app_id,
+                        request.idempotency_key,
+                    )
+                )
+            confirmed.wait(connection, len(requests), timeout)
+        return handles
 
     # Status and waiting ----------------------------------------------------------------
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from integration_service.inputs import MAX_TEXT_LENGTH
+from integration_service import inputs
+from integration_service.inputs import MAX_TEXT_LENGTH, InvalidInput
 from integration_service.store.records import IDENTIFIER_PATTERN
 
 # An account id is a session's app_id: the store's identifier rule, checked with the other
@@ -20,6 +22,30 @@ AccountId = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, description="the acc
 class Strict(BaseModel):
     # An unknown field is a mistake the caller wants to hear about, not to have ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+def _library_rule(check: Callable[[object], object], value: object) -> object:
+    """The library's own rule (``inputs``), applied with the other field checks so a 422
+    lists every problem; pydantic validators refuse with ValueError."""
+    try:
+        check(value)
+    except InvalidInput as error:
+        raise ValueError(error.detail.split(": ", 1)[-1]) from None
+    return value
+
+
+class SendFields(Strict):
+    """A send's peer and key, checked by the library's rules."""
+
+    @field_validator("peer", check_fields=False)
+    @classmethod
+    def _peer(cls, value: object) -> object:
+        return _library_rule(inputs.peer, value)
+
+    @field_validator("idempotency_key", check_fields=False)
+    @classmethod
+    def _key(cls, value: object) -> object:
+        return value if value is None else _library_rule(inputs.idempotency_key, value)
 
 
 class Account(BaseModel):
@@ -45,7 +71,7 @@ class JobAccepted(BaseModel):
     task: str
 
 
-class SendBody(Strict):
+class SendBody(SendFields):
     peer: str | int = Field(description="an @username or a numeric id")
     text: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
     idempotency_key: str | None = Field(
@@ -53,11 +79,26 @@ class SendBody(Strict):
     )
 
 
+class BulkItem(SendFields):
+    peer: str | int
+    text: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    idempotency_key: str | None = None
+
+
+class BulkBody(Strict):
+    messages: list[BulkItem] = Field(min_length=1, max_length=1000)
+
+
 class MessageAccepted(BaseModel):
     id: str
     account_id: str
     status: str
     idempotency_key: str
+
+
+class BulkAccepted(BaseModel):
+    count: int
+    messages: list[MessageAccepted]
 
 
 class MessageError(BaseModel):

@@ -10,6 +10,7 @@ could hold anything, so it goes to the log, never to the caller.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -123,12 +124,33 @@ def response_for(error: ServiceError, headers: dict[str, str] | None = None) -> 
     extra: dict[str, Any] = {}
     if isinstance(error, RateLimited):
         extra["retry_after"] = error.retry_after
+    problems = getattr(error, "problems", None)
+    if isinstance(problems, list):
+        # A bulk send's items: each problem where it is, as request validation names them.
+        extra["errors"] = [
+            {
+                "field": f"body.messages.{item.get('index')}.{item.get('field')}",
+                "code": f"invalid_{item.get('field')}",
+                "detail": str(item.get("detail")),
+            }
+            for item in problems
+        ]
     return JSONResponse(
         problem(status, error.code, error.detail, field=field_of(error), **extra),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def _code(item: Mapping[str, Any]) -> str:
+    """pydantic's type, except the library's own rules (``models._library_rule``), which
+    keep the library's code: ``invalid_peer``, ``invalid_idempotency_key``."""
+    kind = str(item.get("type", "invalid"))
+    location = item.get("loc", ())
+    if kind == "value_error" and location:
+        return f"invalid_{location[-1]}"
+    return kind
 
 
 def _location(parts: tuple[Any, ...] | list[Any]) -> str:
@@ -151,7 +173,7 @@ def install(app: FastAPI) -> None:
         errors = [
             {
                 "field": _location(item.get("loc", ())),
-                "code": str(item.get("type", "invalid")),
+                "code": _code(item),
                 # pydantic's message; the input value itself is left out (it may be a
                 # password or a token).
                 "detail": str(item.get("msg", "invalid")),

@@ -67,7 +67,9 @@ def test_a_422_lists_every_problem_and_names_each_field(api: ApiProcess, key: st
 def test_the_library_s_own_validation_is_a_422_with_its_code(api: ApiProcess, key: str) -> None:
     reply = api.call("POST", f"{T}/accounts/acct/send", token=key, body={"peer": "!", "text": "x"})
     assert reply.status == 422
-    assert (reply.code, reply.body["field"]) == ("invalid_peer", "peer")
+    (problem,) = reply.body["errors"]
+    assert (problem["field"], problem["code"]) == ("body.peer", "invalid_peer")
+    assert "@username" in problem["detail"]
 
 
 def test_a_repeated_idempotency_key_gets_the_first_answer_and_enqueues_once(

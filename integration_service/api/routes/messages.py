@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated
 
@@ -14,9 +15,17 @@ from integration_service.api import reads
 from integration_service.api.auth import Principal
 from integration_service.api.context import ApiContext
 from integration_service.api.deps import caller, context
-from integration_service.api.models import AccountId, Message, MessageAccepted, SendBody
+from integration_service.api.models import (
+    AccountId,
+    BulkAccepted,
+    BulkBody,
+    Message,
+    MessageAccepted,
+    SendBody,
+)
 from integration_service.api.problems import problem_responses
 from integration_service.api.routes.common import TELEGRAM, answer, idempotency_key_of
+from integration_service.client import JobHandle
 
 router = APIRouter(prefix=TELEGRAM, tags=["messages"], responses=problem_responses())
 Context = Annotated[ApiContext, Depends(context)]
@@ -67,6 +76,80 @@ def send(
         )
 
     return answer(request, ctx, principal.tenant_id, body, accept)
+
+
+def item_key(request_key: str | None, index: int) -> str | None:
+    """An item's idempotency key derived from the request's, so a retried bulk request
+    (same Idempotency-Key) gives each item the key it had the first time."""
+    if request_key is None:
+        return None
+    derived = f"{request_key}:{index}"
+    if len(derived) <= 128:
+        return derived
+    return "bulk-" + hashlib.sha256(derived.encode()).hexdigest()[:48]
+
+
+@router.post("/accounts/{account_id}/send/bulk", status_code=202, response_model=BulkAccepted)
+def send_bulk(
+    account_id: AccountId,
+    body: BulkBody,
+    request: Request,
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("send"))],
+) -> JSONResponse:
+    """Up to 1,000 messages, accepted all or none: one invalid item refuses the request
+    and enqueues nothing (a 422 listing every bad item)."""
+    reads.get_account(ctx.reader, principal.tenant_id, account_id)
+    header_key = idempotency_key_of(request)
+    items = [
+        {
+            "peer": item.peer,
+            "text": item.text,
+            "idempotency_key": item.idempotency_key or item_key(header_key, index),
+        }
+        for index, item in enumerate(body.messages)
+    ]
+
+    def accept() -> BulkAccepted:
+        handles = ctx.client.send_messages(principal.tenant_id, account_id, items)
+        ids = record_many_accepted(ctx, principal.tenant_id, account_id, handles)
+        accepted = [
+            MessageAccepted(
+                id=ids[h.idempotency_key or ""],
+                account_id=account_id,
+                status="accepted",
+                idempotency_key=h.idempotency_key or "",
+            )
+            for h in handles
+        ]
+        return BulkAccepted(count=len(accepted), messages=accepted)
+
+    return answer(request, ctx, principal.tenant_id, body, accept)
+
+
+def record_many_accepted(
+    ctx: ApiContext, tenant_id: str, app_id: str, handles: list[JobHandle]
+) -> dict[str, str]:
+    """Message ids by idempotency key: new ones, or those repeats of them were given."""
+    keys = [h.idempotency_key or "" for h in handles]
+    with ctx.client.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_messages (id, tenant_id, app_id, idempotency_key, job_id) "
+                "SELECT gen_random_uuid(), :t, :a, k, j FROM unnest(CAST(:keys AS text[]), "
+                "CAST(:jobs AS text[])) AS u(k, j) "
+                "ON CONFLICT (tenant_id, app_id, idempotency_key) DO NOTHING"
+            ),
+            {"t": tenant_id, "a": app_id, "keys": keys, "jobs": [h.job_id for h in handles]},
+        )
+        rows = conn.execute(
+            text(
+                "SELECT idempotency_key, id FROM api_messages WHERE tenant_id = :t "
+                "AND app_id = :a AND idempotency_key = ANY(:keys)"
+            ),
+            {"t": tenant_id, "a": app_id, "keys": keys},
+        ).all()
+    return {row[0]: str(row[1]) for row in rows}
 
 
 @router.get("/messages/{message_id}", response_model=Message)
