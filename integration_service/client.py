@@ -393,6 +393,15 @@ class IntegrationClient:
         return self._enqueue("tasks.reconnect.reconnect", key, {})
 
     @_reaching
+    def log_out(self, tenant_id: str, app_id: str) -> JobHandle:
+        """End the session at Telegram and wipe its material (sessions/logout.py); the
+        row, its transitions and its events stay. Raises SessionNotFound if unknown."""
+        key = self._key(tenant_id, app_id)
+        if self.store.get(key) is None:
+            raise SessionNotFound(f"no session {key}")
+        return self._enqueue("tasks.reconnect.log_out", key, {})
+
+    @_reaching
     def validate_session(self, tenant_id: str, app_id: str) -> JobHandle:
         key = self._key(tenant_id, app_id)
         if self.store.get(key) is None:

@@ -250,6 +250,39 @@ class SessionStore:
             )
         return SessionEvent(**event)
 
+    def wipe_material(self, key: SessionKey, *, lease_epoch: int) -> None:
+        """Forget what signs in as the account (session string, key id, fingerprint), the
+        peers it learnt and its update state; it stops listening. Fenced by the epoch like
+        every write of a lease holder. The row, its transitions and its events stay."""
+        params = {"tenant_id": key.tenant_id, "app_id": key.app_id, "epoch": lease_epoch}
+        with self._transaction(f"wipe {key}") as conn:
+            wiped = conn.execute(
+                text(
+                    "UPDATE telegram_sessions SET session_string_enc = NULL, key_id = NULL, "
+                    "fingerprint = NULL, listening = false "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id "
+                    "AND lease_epoch <= :epoch RETURNING id"
+                ),
+                params,
+            ).first()
+            if wiped is None:
+                raise TransitionConflict(f"session {key} has a newer lease than {lease_epoch}")
+            for table in ("telegram_entities", "inbound_channel_state"):
+                conn.execute(
+                    text(
+                        f"DELETE FROM {table} WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                    ),
+                    params,
+                )
+            # The row stays (it allocates the log's sequences); the state it held goes.
+            conn.execute(
+                text(
+                    "UPDATE inbound_state SET pts = NULL, qts = NULL, date = NULL, seq = NULL "
+                    "WHERE tenant_id = :tenant_id AND app_id = :app_id"
+                ),
+                params,
+            )
+
     def listening_keys(self) -> list[SessionKey]:
         """Every session placement must keep connected: authorised and listening."""
         with self._transaction("list listening sessions") as conn:

@@ -45,11 +45,19 @@ ROUTES = [
     Route("POST", f"{T}/accounts/{{account}}/validate", "accounts:write", ok=202),
     Route(
         "POST",
+        f"{T}/accounts/{{account}}/send/bulk",
+        "send",
+        {"messages": [{"peer": "@example_user", "text": "hi"}]},
+        ok=202,
+    ),
+    Route(
+        "POST",
         f"{T}/accounts/{{account}}/send",
         "send",
         {"peer": "@example_user", "text": "hi"},
         ok=202,
     ),
+    Route("DELETE", f"{T}/accounts/{{gone}}", "accounts:write", ok=202),
     Route("GET", f"{T}/messages/{{message}}", "messages:read"),
     Route("POST", f"{T}/connect", "connect", {"method": "qr", "app_id": "acct"}, 202, False),
     Route("GET", f"{T}/logins/{{login}}", "connect"),
@@ -80,6 +88,7 @@ def owned(
     """The owner's account, one accepted message, one login, webhook subscriptions (one
     for the DELETE case) and a delivery."""
     make_account(OWNER, "acct")
+    make_account(OWNER, "acct-gone")
     key = make_key(OWNER, "*")
     sent = api.call(
         "POST", f"{T}/accounts/acct/send", token=key, body={"peer": "@example_user", "text": "x"}
@@ -95,6 +104,7 @@ def owned(
     deliveries = DeliveryLog(system.engine).deliveries(OWNER, subscription_id=hook.body["id"])
     return {
         "account": "acct",
+        "gone": "acct-gone",
         "message": sent.body["id"],
         "login": login.body["id"],
         "subscription": hook.body["id"],

@@ -99,3 +99,23 @@ def validate(
         None,
         lambda: job_accepted(ctx.client.validate_session(principal.tenant_id, account_id)),
     )
+
+
+@router.delete("/{account_id}", status_code=202, response_model=JobAccepted)
+def log_out(
+    account_id: AccountId,
+    request: Request,
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("accounts:write"))],
+) -> JSONResponse:
+    """Log out at Telegram and wipe the session material (a job: 202 with it). The
+    account stays listed, ``revoked`` with auth_error ``logged_out``; its transitions,
+    events and sends (the audit trail) stay."""
+    reads.get_account(ctx.reader, principal.tenant_id, account_id)
+    return answer(
+        request,
+        ctx,
+        principal.tenant_id,
+        None,
+        lambda: job_accepted(ctx.client.log_out(principal.tenant_id, account_id)),
+    )
