@@ -269,9 +269,7 @@ class SessionStore:
                 raise TransitionConflict(f"session {key} has a newer lease than {lease_epoch}")
             for table in ("telegram_entities", "inbound_channel_state"):
                 conn.execute(
-                    text(
-                        f"DELETE FROM {table} WHERE tenant_id = :tenant_id AND app_id = :app_id"
-                    ),
+                    text(f"DELETE FROM {table} WHERE tenant_id = :tenant_id AND app_id = :app_id"),
                     params,
                 )
             # The row stays (it allocates the log's sequences); the state it held goes.
