@@ -15,6 +15,7 @@ from integration_service.api.context import ApiContext
 from integration_service.api.middleware import BodyLimit, RequestMetrics
 from integration_service.api.routes import (
     accounts,
+    bots,
     events,
     logins,
     messages,
@@ -50,7 +51,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
         redoc_url=None,
     )
     problems.install(app)
-    for module in (logins, accounts, messages, webhooks, events, operations):
+    for module in (logins, accounts, bots, messages, webhooks, events, operations):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

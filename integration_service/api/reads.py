@@ -40,6 +40,7 @@ def list_accounts(
     after: str | None,
     limit: int,
     only: str | None = None,
+    kind: str | None = None,
 ) -> tuple[list[Account], str | None]:
     """A page in app_id order, and the cursor of the next (None: this was the last)."""
     where = ["true"]
@@ -50,6 +51,9 @@ def list_accounts(
     if after is not None:
         where.append("app_id > :after")
         params["after"] = after
+    if kind is not None:
+        where.append("kind = :kind")
+        params["kind"] = kind
     if only is not None:
         where.append("app_id = :only")
         params["only"] = only

@@ -17,7 +17,7 @@ from tests.support.api_process import ApiProcess, running_api
 from tests.support.system import SystemUnderTest, whole_system
 
 KeyMaker = Callable[..., str]
-AccountMaker = Callable[[str, str], SessionKey]
+AccountMaker = Callable[..., SessionKey]
 
 
 @pytest.fixture(scope="package")
@@ -89,11 +89,11 @@ def make_account(system: SystemUnderTest, tenants: set[str]) -> AccountMaker:
     """A session row in state authorized (no Telegram behind it: for routes that only
     read it or enqueue a job)."""
 
-    def make(tenant_id: str, app_id: str) -> SessionKey:
+    def make(tenant_id: str, app_id: str, kind: str = "user") -> SessionKey:
         key = SessionKey(tenant_id, app_id)
         system.store.ensure_tenant(tenant_id)
         tenants.add(tenant_id)
-        system.store.save(SessionMaterial(key=key, kind="user", state="authorized", lease_epoch=1))
+        system.store.save(SessionMaterial(key=key, kind=kind, state="authorized", lease_epoch=1))
         return key
 
     return make

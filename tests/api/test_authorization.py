@@ -59,6 +59,20 @@ ROUTES = [
     ),
     Route("DELETE", f"{T}/accounts/{{gone}}", "accounts:write", ok=202),
     Route("GET", f"{T}/messages/{{message}}", "messages:read"),
+    Route("GET", f"{T}/bots", "accounts:read", owned=False),
+    Route(
+        "POST",
+        f"{T}/bots",
+        "connect",
+        {"app_id": "new-bot", "bot_token": "123456:" + "A" * 35},
+        202,
+        False,
+    ),
+    Route("GET", f"{T}/bots/{{bot}}", "accounts:read"),
+    Route(
+        "POST", f"{T}/bots/{{bot}}/send", "send", {"peer": "@example_user", "text": "hi"}, ok=202
+    ),
+    Route("DELETE", f"{T}/bots/{{gone_bot}}", "accounts:write", ok=202),
     Route("POST", f"{T}/connect", "connect", {"method": "qr", "app_id": "acct"}, 202, False),
     Route("GET", f"{T}/logins/{{login}}", "connect"),
     Route("POST", f"{T}/logins/{{login}}/code", "connect", {"code": "12345"}, ok=202),
@@ -89,6 +103,8 @@ def owned(
     for the DELETE case) and a delivery."""
     make_account(OWNER, "acct")
     make_account(OWNER, "acct-gone")
+    make_account(OWNER, "bot", kind="bot")
+    make_account(OWNER, "bot-gone", kind="bot")
     key = make_key(OWNER, "*")
     sent = api.call(
         "POST", f"{T}/accounts/acct/send", token=key, body={"peer": "@example_user", "text": "x"}
@@ -105,6 +121,8 @@ def owned(
     return {
         "account": "acct",
         "gone": "acct-gone",
+        "bot": "bot",
+        "gone_bot": "bot-gone",
         "message": sent.body["id"],
         "login": login.body["id"],
         "subscription": hook.body["id"],
