@@ -97,3 +97,23 @@ def make_account(system: SystemUnderTest, tenants: set[str]) -> AccountMaker:
         return key
 
     return make
+
+
+def queued_jobs(system: SystemUnderTest) -> int:
+    """Jobs waiting in the system's shared queues (declared first, as a worker declares
+    them when it starts): for modules where no worker runs while they count."""
+    from kombu import Connection
+
+    from integration_service.queues import consumed_queues
+
+    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
+        channel = conn.channel()
+        try:
+            total = 0
+            for queue in consumed_queues():
+                bound = queue(channel)
+                bound.declare()
+                total += bound.queue_declare(passive=True).message_count
+            return total
+        finally:
+            channel.close()

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.api.conftest import AccountMaker, KeyMaker
+from tests.api.conftest import AccountMaker, KeyMaker, queued_jobs
 from tests.support.api_process import ApiProcess
 from tests.support.system import SystemUnderTest
 
@@ -26,26 +26,6 @@ def api_overrides() -> dict[str, str]:
 def key(make_key: KeyMaker, make_account: AccountMaker) -> str:
     make_account(TENANT, "acct")
     return make_key(TENANT, "*")
-
-
-def queued_jobs(system: SystemUnderTest) -> int:
-    """Jobs waiting in the system's shared queues (no worker runs in this module; the
-    queues are declared first, as a worker declares them when it starts)."""
-    from kombu import Connection
-
-    from integration_service.queues import consumed_queues
-
-    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
-        channel = conn.channel()
-        try:
-            total = 0
-            for queue in consumed_queues():
-                bound = queue(channel)
-                bound.declare()
-                total += bound.queue_declare(passive=True).message_count
-            return total
-        finally:
-            channel.close()
 
 
 def test_a_422_lists_every_problem_and_names_each_field(api: ApiProcess, key: str) -> None:

@@ -9,10 +9,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from kombu import Connection
 
-from integration_service.queues import consumed_queues
-from tests.api.conftest import KeyMaker
+from tests.api.conftest import KeyMaker, queued_jobs
 from tests.support.api_process import ApiProcess
 from tests.support.processes import wait_for
 from tests.support.system import Provisioned, SystemUnderTest
@@ -38,20 +36,6 @@ def recipient(system: SystemUnderTest) -> str:
     return f"@{name}"
 
 
-def queued(system: SystemUnderTest) -> int:
-    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
-        channel = conn.channel()
-        try:
-            total = 0
-            for queue in consumed_queues():
-                bound = queue(channel)
-                bound.declare()
-                total += bound.queue_declare(passive=True).message_count
-            return total
-        finally:
-            channel.close()
-
-
 def test_one_invalid_item_refuses_the_whole_request_and_enqueues_nothing(
     api: ApiProcess,
     system: SystemUnderTest,
@@ -63,7 +47,7 @@ def test_one_invalid_item_refuses_the_whole_request_and_enqueues_nothing(
     items = [{"peer": recipient, "text": f"never {i}"} for i in range(1000)]
     items[500]["peer"] = "not a peer!"
     items[900]["text"] = ""
-    before = queued(system)
+    before = queued_jobs(system)
     reply = api.call(
         "POST", f"{T}/accounts/{account.key.app_id}/send/bulk", token=key, body={"messages": items}
     )
@@ -77,7 +61,7 @@ def test_one_invalid_item_refuses_the_whole_request_and_enqueues_nothing(
         body={"messages": items[:1] * 1001},
     )
     assert too_many.status == 422
-    assert queued(system) == before
+    assert queued_jobs(system) == before
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -67,55 +68,46 @@ def get_account(
     return reads.get_account(ctx.reader, principal.tenant_id, account_id)
 
 
-@router.post("/{account_id}/reconnect", status_code=202, response_model=JobAccepted)
-def reconnect(
-    account_id: AccountId,
+Writing = Annotated[Principal, Depends(caller("accounts:write"))]
+
+
+def _job_on_account(
     request: Request,
-    ctx: Context,
-    principal: Annotated[Principal, Depends(caller("accounts:write"))],
+    ctx: ApiContext,
+    principal: Principal,
+    account_id: str,
+    enqueue: Callable[[str, str], JobHandle],
 ) -> JSONResponse:
+    """A job on one of the caller's accounts (404 for any other), 202 with the job."""
     reads.get_account(ctx.reader, principal.tenant_id, account_id)
     return answer(
         request,
         ctx,
         principal.tenant_id,
         None,
-        lambda: job_accepted(ctx.client.reconnect(principal.tenant_id, account_id)),
+        lambda: job_accepted(enqueue(principal.tenant_id, account_id)),
     )
+
+
+@router.post("/{account_id}/reconnect", status_code=202, response_model=JobAccepted)
+def reconnect(
+    account_id: AccountId, request: Request, ctx: Context, principal: Writing
+) -> JSONResponse:
+    return _job_on_account(request, ctx, principal, account_id, ctx.client.reconnect)
 
 
 @router.post("/{account_id}/validate", status_code=202, response_model=JobAccepted)
 def validate(
-    account_id: AccountId,
-    request: Request,
-    ctx: Context,
-    principal: Annotated[Principal, Depends(caller("accounts:write"))],
+    account_id: AccountId, request: Request, ctx: Context, principal: Writing
 ) -> JSONResponse:
-    reads.get_account(ctx.reader, principal.tenant_id, account_id)
-    return answer(
-        request,
-        ctx,
-        principal.tenant_id,
-        None,
-        lambda: job_accepted(ctx.client.validate_session(principal.tenant_id, account_id)),
-    )
+    return _job_on_account(request, ctx, principal, account_id, ctx.client.validate_session)
 
 
 @router.delete("/{account_id}", status_code=202, response_model=JobAccepted)
 def log_out(
-    account_id: AccountId,
-    request: Request,
-    ctx: Context,
-    principal: Annotated[Principal, Depends(caller("accounts:write"))],
+    account_id: AccountId, request: Request, ctx: Context, principal: Writing
 ) -> JSONResponse:
     """Log out at Telegram and wipe the session material (a job: 202 with it). The
     account stays listed, ``revoked`` with auth_error ``logged_out``; its transitions,
     events and sends (the audit trail) stay."""
-    reads.get_account(ctx.reader, principal.tenant_id, account_id)
-    return answer(
-        request,
-        ctx,
-        principal.tenant_id,
-        None,
-        lambda: job_accepted(ctx.client.log_out(principal.tenant_id, account_id)),
-    )
+    return _job_on_account(request, ctx, principal, account_id, ctx.client.log_out)
