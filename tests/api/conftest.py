@@ -26,11 +26,15 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
         yield running
 
 
-@pytest.fixture(scope="module")
-def api_overrides() -> dict[str, str]:
-    """API settings a module wants (override in the module). Rate limits are high here
-    so that only the rate-limit tests meet them."""
-    return {}
+# Every API process of the tests: rate limits out of the way (only the rate-limit tests
+# meet them), private webhook targets allowed (receivers run on loopback).
+API_DEFAULTS = {
+    "RATE_LIMIT_KEY_PER_SECOND": "10000",
+    "RATE_LIMIT_KEY_BURST": "10000",
+    "RATE_LIMIT_TENANT_PER_SECOND": "10000",
+    "RATE_LIMIT_TENANT_BURST": "10000",
+    "WEBHOOK_ALLOW_PRIVATE": "true",
+}
 
 
 @pytest.fixture(scope="package")
@@ -46,19 +50,34 @@ def system(
 
 
 @pytest.fixture(scope="module")
+def api_overrides() -> dict[str, str] | None:
+    """API settings a module wants beyond API_DEFAULTS (override in the module); None
+    (the default): the package's shared API process serves the module."""
+    return None
+
+
+@pytest.fixture(scope="package")
+def shared_api(
+    system: SystemUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    log = Path(tmp_path_factory.mktemp("api")) / "api.log"
+    with running_api(system.env, log, **API_DEFAULTS) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
 def api(
+    request: pytest.FixtureRequest,
     system: SystemUnderTest,
-    api_overrides: dict[str, str],
+    api_overrides: dict[str, str] | None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiProcess]:
-    limits = {
-        "RATE_LIMIT_KEY_PER_SECOND": "10000",
-        "RATE_LIMIT_KEY_BURST": "10000",
-        "RATE_LIMIT_TENANT_PER_SECOND": "10000",
-        "RATE_LIMIT_TENANT_BURST": "10000",
-    }
+    """The API process of the module: the shared one, or one with the module's settings."""
+    if api_overrides is None:
+        yield request.getfixturevalue("shared_api")
+        return
     log = Path(tmp_path_factory.mktemp("api")) / "api.log"
-    with running_api(system.env, log, **{**limits, **api_overrides}) as process:
+    with running_api(system.env, log, **{**API_DEFAULTS, **api_overrides}) as process:
         yield process
 
 

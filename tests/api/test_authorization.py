@@ -91,11 +91,6 @@ ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def api_overrides() -> dict[str, str]:
-    return {"WEBHOOK_ALLOW_PRIVATE": "true"}
-
-
-@pytest.fixture(scope="module")
 def owned(
     api: ApiProcess, system: SystemUnderTest, make_key: KeyMaker, make_account: AccountMaker
 ) -> dict[str, str]:

@@ -28,11 +28,6 @@ CHECKS = ",".join(
 )
 
 
-@pytest.fixture(scope="module")
-def api_overrides() -> dict[str, str]:
-    return {"WEBHOOK_ALLOW_PRIVATE": "true"}
-
-
 @pytest.mark.timeout(300)
 def test_generated_requests_get_no_5xx_and_match_the_schema(
     api: ApiProcess, make_key: KeyMaker, make_account: AccountMaker, tmp_path: Path
@@ -57,8 +52,10 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(
         "examples,coverage,fuzzing",
         "--seed",
         "1",
+        # One worker: CPython 3.11's compile() is not thread-safe ("AST constructor
+        # recursion depth mismatch", seen inside schemathesis with two).
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "20",
         "--generation-database",

@@ -31,11 +31,6 @@ def new_secret() -> str:
 
 
 @pytest.fixture(scope="module")
-def api_overrides() -> dict[str, str]:
-    return {"WEBHOOK_ALLOW_PRIVATE": "true"}
-
-
-@pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
     with running_receiver(Path(tmp_path_factory.mktemp("receiver")) / "receiver.log") as r:
         yield r
