@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from integration_service.inbound.event_log import EventLog
 
 P = ParamSpec("P")
+_APP_LOCK = threading.Lock()
 R = TypeVar("R")
 
 
@@ -245,11 +247,17 @@ class IntegrationClient:
 
     @property
     def app(self) -> Celery:
-        """The Celery app jobs are published with (built on first use unless given)."""
-        if self._app is None:
-            from integration_service.producer_app import producer_app
+        """The Celery app jobs are published with (built on first use unless given).
 
-            self._app = producer_app(self.settings)
+        Built under a lock: callers on several threads (the HTTP API's) would otherwise
+        import Celery concurrently, which fails ("cannot import name 'Celery'", seen under
+        load), or build an app each."""
+        if self._app is None:
+            with _APP_LOCK:
+                if self._app is None:
+                    from integration_service.producer_app import producer_app
+
+                    self._app = producer_app(self.settings)
         return self._app
 
     # Checks ----------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class ApiContext:
     @classmethod
     def build(cls, settings: Settings, client: IntegrationClient | None = None) -> ApiContext:
         client = client or IntegrationClient(settings=settings)
+        # Now, not on the first request: request threads must not race to build it.
+        _ = client.app
         guard = DatabaseGuard.for_workers()
         api_keys = ApiKeyStore(client.engine, guard)
         key_limit, tenant_limit = limits_from_settings(settings)

@@ -20,6 +20,9 @@ TABLES = {
     "webhook_subscriptions",
     "webhook_deliveries",
     "webhook_attempts",
+    "api_keys",
+    "api_idempotency",
+    "api_messages",
 }
 
 
