@@ -129,7 +129,7 @@ class ServiceTask(_Task):
         try:
             return self._run_once(args, kwargs)
         except (Retry, Reject, Ignore):
-            status = "retry"
+            status = "forwarded" if getattr(self.request, "forwarded_to", None) else "retry"
             raise
         except (Exception, asyncio.CancelledError) as raw:
             # CancelledError: a Telegram call cancelled with its dropped connection.

@@ -35,7 +35,6 @@ class SessionTask(ServiceTask):
 
     abstract = True
     default_job_class = "mid"
-    passthrough = (OwnedElsewhere,)
 
     @property
     def runtime(self) -> SessionRuntime:
@@ -44,11 +43,17 @@ class SessionTask(ServiceTask):
     def session_key(self, kwargs: dict[str, Any]) -> SessionKey:
         return SessionKey(str(kwargs["tenant_id"]), str(kwargs["app_id"]))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _run_once(self, args: Any, kwargs: Any) -> Any:
+        # Inside the base task's error handling (not around it): a ForwardingLoop raised
+        # by the forward is a retryable error like any other, so the job is deferred and
+        # dead-lettered only past its limit, never dropped. (Raised outside it, it ended
+        # the job with no retry and no dead letter: sends lost in the reliability suite.)
         try:
-            return super().__call__(*args, **kwargs)
+            return super()._run_once(args, kwargs)
         except OwnedElsewhere as owner:
             self._forward(owner, args, kwargs)
+            # For the base task's metrics: this Ignore is a forward, not a retry.
+            self.request.update(forwarded_to=owner.worker_id)
             raise Ignore() from None
 
     def _forward(self, owner: OwnedElsewhere, args: Any, kwargs: Any) -> None:

@@ -9,7 +9,7 @@ taken over once its lease expires; deleting or auto-deleting a queue would drop 
 
 from __future__ import annotations
 
-from integration_service.errors import PermanentError
+from integration_service.errors import RetryableError
 from integration_service.queues import JOB_QUEUES
 
 # Declared with the rest of the topology (the producer routes to them without importing
@@ -19,12 +19,30 @@ from integration_service.queues import worker_queue_prefix as worker_queue_prefi
 from integration_service.queues import worker_queues as worker_queues
 
 HOPS_HEADER = "x-forward-hops"
+# A job that bounced FORWARD_MAX_HOPS times waits this long, then starts over.
+FORWARD_DEFER_SECONDS = 5.0
 
 
-class ForwardingLoop(PermanentError):
-    """A job was forwarded more times than FORWARD_MAX_HOPS allows."""
+class ForwardingLoop(RetryableError):
+    """A job was forwarded more times than FORWARD_MAX_HOPS allows.
+
+    Usually its owner is alive but not consuming (every thread busy with calls that hang
+    after dropped connections), so the forwarded copy expired back (WORKER_QUEUE_MESSAGE_TTL)
+    again and again. Failing it would lose the job (seen in the reliability suite: four
+    sends dead-lettered), so it is deferred and starts over with no hops: by then the
+    owner has caught up, or its lease has expired and whoever runs it claims the session.
+    A true loop is still bounded, by the task's max_deferrals, then dead-lettered.
+    """
 
     code = "forwarding_loop"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            retry_after=FORWARD_DEFER_SECONDS,
+            counts_against_limit=False,
+            retry_headers={HOPS_HEADER: 0},
+        )
 
 
 def job_class_of(routing_key: str | None, default: str) -> str:

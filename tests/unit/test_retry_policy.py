@@ -220,6 +220,25 @@ def test_a_retry_carries_the_errors_headers_and_none_of_the_brokers(
     assert message.headers["eta"] is not None
 
 
+def test_a_forwarding_loop_is_deferred_and_starts_over_not_dropped(
+    app: Celery, task: PolicyTask, plan: Raised
+) -> None:
+    """A job forwarded FORWARD_MAX_HOPS times (its owner alive but not consuming) waits
+    5 s and goes round again with no hops; it used to end with no retry and no dead
+    letter, a lost send."""
+    from integration_service.runtime.forwarding import FORWARD_DEFER_SECONDS, ForwardingLoop
+
+    plan.error = ForwardingLoop("job forwarded 3 times already (limit 3)")
+    # Past max_retries too: a deferral, bounded by max_deferrals.
+    retry = expect(
+        Retry, lambda: run(task, retries=task.max_retries + 1, headers={"x-forward-hops": 3})
+    )
+    assert FORWARD_DEFER_SECONDS <= retry.when <= FORWARD_DEFER_SECONDS + 2
+    (message,) = drain(app, RETRY_QUEUE)
+    assert message.headers["x-forward-hops"] == 0
+    assert drain(app, DEAD_LETTER_QUEUE) == [] and plan.gave_up == []
+
+
 def test_retries_stop_at_max_retries_and_the_job_is_dead_lettered(
     app: Celery, task: PolicyTask, plan: Raised
 ) -> None:
