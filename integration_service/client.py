@@ -40,6 +40,7 @@ from integration_service.sessions.tickets import LoginTickets
 from integration_service.settings import Settings, get_settings
 from integration_service.store import SessionKey, SessionNotFound, SessionStore, build_engine
 from integration_service.telegram.terminated import SessionTerminated
+from integration_service.tracing.jobs import publishing_span
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -312,7 +313,7 @@ class IntegrationClient:
                 "declare": [queue],
             }
         timeout = self.settings.dependency_timeout
-        with self.dependencies.reaching(RABBITMQ):
+        with self.dependencies.reaching(RABBITMQ), publishing_span(task, job_id, queue_name):
             self.app.send_task(
                 task,
                 kwargs={"tenant_id": key.tenant_id, "app_id": key.app_id, **kwargs},
@@ -528,15 +529,16 @@ class IntegrationClient:
             for request in requests:
                 job_id = str(uuid.uuid4())
                 kwargs = request.job_kwargs()
-                self.app.send_task(
-                    task,
-                    kwargs=kwargs,
-                    task_id=job_id,
-                    kwargsrepr=repr({**kwargs, "text": f"<{len(request.text)} characters>"}),
-                    argsrepr="()",
-                    producer=producer,
-                    **destination,
-                )
+                with publishing_span(task, job_id, queue_name):
+                    self.app.send_task(
+                        task,
+                        kwargs=kwargs,
+                        task_id=job_id,
+                        kwargsrepr=repr({**kwargs, "text": f"<{len(request.text)} characters>"}),
+                        argsrepr="()",
+                        producer=producer,
+                        **destination,
+                    )
                 handles.append(
                     JobHandle(
                         job_id,

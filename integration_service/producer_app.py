@@ -23,6 +23,10 @@ def producer_app(settings: Settings, name: str = "integration-service-producer")
     """A Celery app that only publishes and reads results, wired to ``settings``."""
     from celery import Celery
 
+    from integration_service.tracing.jobs import connect_publishing
+
+    # Every job published carries the publisher's trace (``traceparent`` header).
+    connect_publishing()
     app = Celery(name, set_as_current=False)
     app.config_from_object("celeryconfig")
     # Item assignment is what attribute assignment on app.conf does (celery-types has the

@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # OpenTelemetry: spans are exported over OTLP/HTTP when this is set (the exporter reads
+    # OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER and the rest of
+    # the standard variables itself). Unset, trace ids still propagate and stamp the logs.
+    otel_exporter_otlp_endpoint: str | None = None
     flower_basic_auth: SecretStr | None = None
 
     @field_validator("session_file_permissions", "session_dir_permissions", mode="before")
@@ -217,6 +221,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _otlp_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP over HTTP)")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

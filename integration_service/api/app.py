@@ -9,10 +9,11 @@ from importlib.metadata import version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from integration_service import tracing
 from integration_service.api import problems
 from integration_service.api.audit import AuditTrail
 from integration_service.api.context import ApiContext
-from integration_service.api.middleware import BodyLimit, RequestMetrics
+from integration_service.api.middleware import BodyLimit, RequestMetrics, RequestTracing
 from integration_service.api.routes import (
     accounts,
     bots,
@@ -33,6 +34,8 @@ Errors are RFC 9457 problem+json with a stable `code`."""
 def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here, not in serve(): with several uvicorn workers each process runs this.
+        tracing.configure_tracing(settings, "api")
         ctx = context or ApiContext.build(settings)
         app.state.context = ctx
         try:
@@ -40,6 +43,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
         finally:
             if context is None:
                 ctx.close()
+                tracing.shutdown_tracing()
 
     app = FastAPI(
         title="integration-service",
@@ -64,4 +68,5 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
     app.add_middleware(AuditTrail, engine_of=lambda: app.state.context.client.engine)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestTracing)
     return app

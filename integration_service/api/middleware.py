@@ -1,4 +1,5 @@
-"""ASGI middleware of the API: metrics per route template, and the request size limit."""
+"""ASGI middleware of the API: a trace span per request, metrics per route template, and
+the request size limit."""
 
 from __future__ import annotations
 
@@ -6,11 +7,56 @@ import json
 import time
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from integration_service import tracing
 from integration_service.api import metrics
 from integration_service.api.errors import PayloadTooLarge
 from integration_service.api.problems import PROBLEM_JSON, problem
+
+
+class RequestTracing:
+    """A server span per request, continuing the caller's ``traceparent`` when it sends
+    one. Outermost, so every line logged for the request (audit, errors) carries its
+    trace_id, and the jobs it publishes continue the trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name in (b"traceparent", b"tracestate")
+        }
+        method = str(scope.get("method", "GET"))
+        with tracing.span(
+            method,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": str(scope.get("path"))},
+            parent=tracing.context_from(headers),
+        ) as span:
+
+            async def sending(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        tracing.mark_failed(span, str(status))
+                await send(message)
+
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                # Known only once routed: the template, never the ids in the path.
+                route = getattr(scope.get("route"), "path", None)
+                if route is not None:
+                    span.set_attribute("http.route", route)
+                    span.update_name(f"{method} {route}")
 
 
 class RequestMetrics:

@@ -83,9 +83,11 @@ def relay(webhooks: bool) -> None:
     from integration_service.observability.logging import configure_logging
     from integration_service.settings import get_settings
     from integration_service.store import build_engine
+    from integration_service.tracing import configure_tracing, shutdown_tracing
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    configure_tracing(settings, "relay")
     logger = structlog.get_logger("integration_service.relay")
     engine = build_engine(settings)
     event_relay = EventRelay(settings, engine)
@@ -128,4 +130,5 @@ def relay(webhooks: bool) -> None:
         for server in servers:
             server.stop()
         engine.dispose()
+        shutdown_tracing()
         logger.info("relay_stopped")

@@ -34,7 +34,7 @@ READABLE = (
     "(txid < pg_snapshot_xmin(pg_current_snapshot()) "
     "OR created_at < now() - make_interval(secs => :settle))"
 )
-EVENT_COLUMNS = "id, type, tenant_id, app_id, sequence, occurred_at, data, position"
+EVENT_COLUMNS = "id, type, tenant_id, app_id, sequence, occurred_at, data, position, traceparent"
 
 
 class EventCursorInvalid(PermanentError):
@@ -85,6 +85,7 @@ def event_from(row: RowMapping) -> Event:
         occurred_at=row["occurred_at"],
         data=row["data"],
         position=int(row["position"]),
+        traceparent=row["traceparent"],
     )
 
 
@@ -128,10 +129,14 @@ class EventLog:
         state: UpdateState | None,
         channels: Mapping[int, int],
         entities: Sequence[EntityRow],
+        traceparent: str | None = None,
     ) -> list[EventDraft]:
         """The feed's commit: events, the update state they reach and the peers they
-        introduced, in one transaction. Returns the drafts that were new to the log."""
+        introduced, in one transaction. Returns the drafts that were new to the log.
+        ``traceparent`` is stored on the new rows (the trace the relay and webhooks go on)."""
         with self._transaction(f"commit feed of {key}") as conn:
+            if traceparent is not None and drafts:
+                set_traceparent(conn, traceparent)
             added = [
                 draft
                 for draft, new_id in zip(drafts, append_each(conn, key, drafts), strict=True)
@@ -289,6 +294,12 @@ class EventLog:
             deleted += count
             if count < batch_size:
                 return deleted
+
+
+def set_traceparent(conn: Connection, traceparent: str) -> None:
+    """Events appended in this transaction carry ``traceparent`` (append_inbound_event
+    reads the transaction-local ``app.traceparent``)."""
+    conn.execute(text("SELECT set_config('app.traceparent', :value, true)"), {"value": traceparent})
 
 
 def append_drafts(

@@ -8,9 +8,14 @@ holes), ``occurred_at`` (Telegram's date, or when our side saw it happen) and ``
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from opentelemetry.trace import Span, SpanKind
+
+from integration_service.tracing.spans import continuing
 
 MESSAGE_RECEIVED = "message.received"
 MESSAGE_EDITED = "message.edited"
@@ -57,6 +62,9 @@ class Event:
     occurred_at: datetime
     data: dict[str, Any]
     position: int
+    # The W3C trace context of the work that wrote the event; carried in the AMQP headers
+    # and the webhook call (never part of the envelope).
+    traceparent: str | None = None
 
     def envelope(self) -> dict[str, Any]:
         """The JSON form every consumer sees (RabbitMQ body, webhook body, replay)."""
@@ -69,6 +77,19 @@ class Event:
             "occurred_at": self.occurred_at.isoformat(),
             "data": self.data,
         }
+
+    def span(self, name: str, kind: SpanKind) -> AbstractContextManager[Span | None]:
+        """A span of the trace that wrote this event (none when it was not traced)."""
+        return continuing(
+            self.traceparent,
+            name,
+            kind=kind,
+            attributes={
+                "event.id": str(self.id),
+                "event.type": self.type,
+                "tenant_id": self.tenant_id,
+            },
+        )
 
     @property
     def routing_key(self) -> str:

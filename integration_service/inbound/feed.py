@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from opentelemetry.trace import SpanKind
 from telethon import TelegramClient, utils
 from telethon.tl import functions, types
 
@@ -32,6 +33,7 @@ from integration_service.inbound.events import MESSAGE_RECEIVED, EventDraft
 from integration_service.inbound.metrics import INBOUND_EVENT_LAG, INBOUND_EVENTS, SESSION_GAPS
 from integration_service.inbound.pg_session import PgSession
 from integration_service.store.records import SessionKey
+from integration_service.tracing.spans import span
 
 logger = structlog.get_logger(__name__)
 
@@ -122,13 +124,24 @@ class UpdateFeed:
         """Catch up from the stored state, then apply what Telegram pushes, until the
         client disconnects (or a commit fails: the caller reconnects and we resume)."""
         self.caught_up.clear()
-        await self.catch_up(client)
+        with span("telegram catch-up", kind=SpanKind.CONSUMER, attributes=self._attributes()):
+            await self.catch_up(client)
         self.caught_up.set()
         while client.is_connected():
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < 500:
                 batch.append(queue.get_nowait())
-            await self.apply(client, batch)
+            # One trace per batch of pushed updates: its events carry it (traceparent) to
+            # the relay's publish and the webhook calls.
+            with span(
+                "telegram updates",
+                kind=SpanKind.CONSUMER,
+                attributes={**self._attributes(), "telegram.updates": len(batch)},
+            ):
+                await self.apply(client, batch)
+
+    def _attributes(self) -> dict[str, str]:
+        return {"tenant_id": self.key.tenant_id, "app_id": self.key.app_id}
 
     async def catch_up(self, client: TelegramClient) -> None:
         if self._state is None:

@@ -27,6 +27,7 @@ from integration_service.inbound.feed import UpdateFeed
 from integration_service.inbound.listening_client import ListeningClient
 from integration_service.inbound.pg_session import PgSession
 from integration_service.store.records import SessionKey
+from integration_service.tracing.propagation import current_traceparent
 
 if TYPE_CHECKING:
     from integration_service.runtime.client_pool import PooledClient
@@ -74,10 +75,17 @@ class Listener:
             channels: dict[int, int],
             rows: Sequence[EntityRow],
         ) -> list[EventDraft]:
+            # Read here, on the feed's task: the database thread does not see its context.
+            traceparent = current_traceparent()
             return await loop.run_in_executor(
                 self._database,
                 lambda: self._events.commit_feed(
-                    key, drafts, state=state, channels=channels, entities=rows
+                    key,
+                    drafts,
+                    state=state,
+                    channels=channels,
+                    entities=rows,
+                    traceparent=traceparent,
                 ),
             )
 

@@ -13,14 +13,14 @@ import asyncio
 from typing import Any
 
 import structlog
-from telethon import TelegramClient
 
 from integration_service.inbound.feed import UpdateFeed
+from integration_service.telegram.traced_client import TracedTelegramClient
 
 logger = structlog.get_logger(__name__)
 
 
-class ListeningClient(TelegramClient):  # type: ignore[misc]  # Telethon ships no type hints
+class ListeningClient(TracedTelegramClient):
     """Set ``feed`` before connecting; ``feed_error`` says why the feed stopped, if it did."""
 
     feed: UpdateFeed | None = None

@@ -25,6 +25,7 @@ import amqp
 import kombu
 import kombu.exceptions
 import structlog
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -36,6 +37,7 @@ from integration_service.inbound.event_log import EVENT_COLUMNS, event_from
 from integration_service.inbound.events import Event
 from integration_service.settings import Settings
 from integration_service.store.errors import to_store_error
+from integration_service.tracing.propagation import inject_into
 
 logger = structlog.get_logger(__name__)
 
@@ -100,6 +102,17 @@ class PublishResult:
 def message_for(event: Event) -> amqp.Message:
     """The AMQP message of an event: the envelope as JSON, persistent, id = event id."""
     body = json.dumps(event.envelope(), separators=(",", ":"), default=str).encode()
+    headers: dict[str, object] = {
+        "sequence": event.sequence,
+        "type": event.type,
+        "tenant_id": event.tenant_id,
+        "app_id": event.app_id,
+    }
+    # The current span (the publish's own, see event_span) when the event was traced.
+    trace_headers: dict[str, str] = {}
+    if event.traceparent is not None:
+        inject_into(trace_headers)
+    headers.update(trace_headers)
     return amqp.Message(
         body,
         content_type=CONTENT_TYPE,
@@ -108,12 +121,7 @@ def message_for(event: Event) -> amqp.Message:
         message_id=str(event.id),
         type=event.type,
         timestamp=int(event.occurred_at.timestamp()),
-        application_headers={
-            "sequence": event.sequence,
-            "type": event.type,
-            "tenant_id": event.tenant_id,
-            "app_id": event.app_id,
-        },
+        application_headers=headers,
     )
 
 
@@ -192,9 +200,10 @@ class ConfirmingPublisher:
         try:
             channel = self._open()
             for event in events:
-                channel.basic_publish(
-                    message_for(event), exchange=self.exchange, routing_key=event.routing_key
-                )
+                with event.span("publish event", SpanKind.PRODUCER):
+                    channel.basic_publish(
+                        message_for(event), exchange=self.exchange, routing_key=event.routing_key
+                    )
                 self._last_tag += 1
                 by_tag[self._last_tag] = event
                 self._outstanding[self._last_tag] = time.perf_counter()

@@ -20,6 +20,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from integration_service.observability.scrubbing import scrub_secrets
+from integration_service.tracing.propagation import current_span_ids
 
 JOB_CONTEXT_KEYS = ("tenant_id", "app_id", "task_id")
 
@@ -55,6 +56,16 @@ def add_worker(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> E
     return event_dict
 
 
+def add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """``trace_id`` (and ``span_id``) of the span the line is logged in: null outside any,
+    so every line has the key and a search by trace id finds a request in every process."""
+    trace_id, span_id = current_span_ids()
+    event_dict.setdefault("trace_id", trace_id)
+    if span_id is not None:
+        event_dict.setdefault("span_id", span_id)
+    return event_dict
+
+
 _LEADING_KEYS = ("timestamp", "level", "logger", "event")
 
 
@@ -74,6 +85,7 @@ def _shared_processors() -> list[Processor]:
         structlog.stdlib.PositionalArgumentsFormatter(),
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         add_worker,
+        add_trace_ids,
     ]
 
 

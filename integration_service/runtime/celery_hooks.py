@@ -16,6 +16,7 @@ from celery._state import (  # type: ignore[attr-defined]  # private: celery-typ
     _set_task_join_will_block,
 )
 
+from integration_service.jobs.carried_headers import request_header
 from integration_service.observability import (
     ObservabilityServer,
     bind_job_context,
@@ -30,10 +31,14 @@ from integration_service.runtime import current
 from integration_service.runtime.forwarding import worker_queues
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.settings import Settings, get_settings
+from integration_service.tracing import configure_tracing, shutdown_tracing
+from integration_service.tracing.jobs import JobSpan, connect_publishing, start_job_span
 
 logger = structlog.get_logger(__name__)
 _servers: list[ObservabilityServer] = []
 _instances: dict[str, str] = {}
+# The running job's span, per pool thread (prerun, body and postrun share one thread).
+_job_spans = threading.local()
 
 
 def instance_id(hostname: str) -> str:
@@ -63,6 +68,8 @@ def _stop_observability() -> None:
 
 def connect(app: Celery) -> None:
     """Attach the hooks to ``app``'s signals (called once by celery_app)."""
+    # Retries, forwards and beat's jobs carry the trace of what published them.
+    connect_publishing()
 
     # celeryd_init: before the worker's privilege check, whose warning would otherwise be
     # printed as plain text.
@@ -103,6 +110,7 @@ def connect(app: Celery) -> None:
         # worker_init fires before Celery's setup_logging: configure here as well, so
         # the runtime's own start-up lines are JSON and scrubbed too.
         configure_logging(settings.log_level)
+        configure_tracing(settings, "worker")
         # Jobs here never wait on other jobs' results: tell Celery so, and its Redis result
         # backend stops subscribing to every republished job (a retry or a forward), which
         # would fail the publish, and so reject the job, while Redis is down.
@@ -125,19 +133,43 @@ def connect(app: Celery) -> None:
         if runtime is not None:
             # Releases every lease so other workers take over without waiting out a TTL.
             runtime.stop()
+        shutdown_tracing()
 
     @signals.task_prerun.connect(weak=False)
-    def _bind(task_id: str | None = None, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+    def _bind(
+        task_id: str | None = None,
+        task: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
         kwargs = kwargs or {}
-        bind_job_context(
-            tenant_id=kwargs.get("tenant_id"), app_id=kwargs.get("app_id"), task_id=task_id
-        )
+        ids = {"tenant_id": kwargs.get("tenant_id"), "app_id": kwargs.get("app_id")}
+        bind_job_context(**ids, task_id=task_id)
+        if task is not None:
+            carrier = {
+                name: request_header(task.request, name) for name in ("traceparent", "tracestate")
+            }
+            attributes = {key: str(value) for key, value in ids.items() if value is not None}
+            if task_id is not None:
+                attributes["celery.task_id"] = task_id
+            _job_spans.current = start_job_span(task.name, carrier, attributes)
+
+    @signals.task_failure.connect(weak=False)
+    def _failed(exception: BaseException | None = None, **_: Any) -> None:
+        running: JobSpan | None = getattr(_job_spans, "current", None)
+        if running is not None and exception is not None:
+            running.failed(exception)
 
     @signals.task_postrun.connect(weak=False)
-    def _unbind(**_: Any) -> None:
+    def _unbind(state: str | None = None, **_: Any) -> None:
         clear_job_context()
+        running: JobSpan | None = getattr(_job_spans, "current", None)
+        if running is not None:
+            _job_spans.current = None
+            running.end(state)
 
     @signals.beat_init.connect(weak=False)
     def _beat_start(**_: Any) -> None:
         set_worker_name("beat")
+        configure_tracing(get_settings(), "beat")
         _start_observability(get_settings(), None)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from integration_service.store.errors import to_store_error
 from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
+from integration_service.tracing.propagation import current_traceparent
 
 _COLUMNS = (
     "id, tenant_id, app_id, idempotency_key, peer, payload_sha256, random_id, status, "
@@ -141,14 +142,20 @@ class OutboxStore:
                 # One statement: the compare-and-set, or (when the row had already left
                 # ``queued``) the row as it is. The fallback reads the statement's snapshot;
                 # finishes of one row never race, they run under the session's lease.
+                # ``trace`` runs first (the update's condition reads it): the event the
+                # trigger appends takes the job's traceparent, no extra round trip.
                 row = (
                     conn.execute(
                         text(
-                            "WITH finished AS (UPDATE message_outbox SET status = :status, "
+                            "WITH trace AS MATERIALIZED (SELECT "
+                            "set_config('app.traceparent', :traceparent, true) AS value), "
+                            "finished AS (UPDATE message_outbox SET status = :status, "
                             "telegram_message_id = :message_id, error_code = :error_code, "
                             "error_details = :details, "
                             "sent_at = CASE WHEN :is_sent THEN now() ELSE NULL END "
-                            f"WHERE id = :id AND status = 'queued' RETURNING {_COLUMNS}) "
+                            "WHERE id = :id AND status = 'queued' "
+                            "AND (SELECT value FROM trace) IS NOT NULL "
+                            f"RETURNING {_COLUMNS}) "
                             "SELECT * FROM finished UNION ALL "
                             f"SELECT {_COLUMNS} FROM message_outbox WHERE id = :id "
                             "AND NOT EXISTS (SELECT 1 FROM finished)"
@@ -160,6 +167,7 @@ class OutboxStore:
                             "error_code": error_code,
                             "details": error_details,
                             "id": entry_id,
+                            "traceparent": current_traceparent() or "",
                         },
                     )
                     .mappings()

@@ -23,6 +23,7 @@ from integration_service.telegram.endpoint import (
     load_endpoint,
     register_rsa_key,
 )
+from integration_service.telegram.traced_client import TracedTelegramClient
 
 # The emulator accepts any application; these mark a client as one of ours in its logs.
 EMULATOR_API_ID = 1
@@ -91,7 +92,7 @@ class ClientFactory:
         session: StringSession,
         *,
         receive_updates: bool = False,
-        client_class: type[TelegramClient] = TelegramClient,
+        client_class: type[TelegramClient] = TracedTelegramClient,
     ) -> TelegramClient:
         """A client on a given session object (a listening session's PgSession), of
         ``client_class`` (the listening client runs the feed as its update loop)."""
@@ -163,7 +164,7 @@ class LazyClientFactory:
         session: StringSession,
         *,
         receive_updates: bool = False,
-        client_class: type[TelegramClient] = TelegramClient,
+        client_class: type[TelegramClient] = TracedTelegramClient,
     ) -> TelegramClient:
         return self.resolve().create_on(
             session, receive_updates=receive_updates, client_class=client_class

@@ -19,12 +19,14 @@ from integration_service.crypto import build_cipher
 from integration_service.observability.logging import configure_logging
 from integration_service.settings import get_settings
 from integration_service.store import build_engine
+from integration_service.tracing import configure_tracing, shutdown_tracing
 from integration_service.webhooks.dispatcher import WebhookDispatcher
 
 
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_level, worker="webhooks")
+    configure_tracing(settings, "webhooks")
     logger = structlog.get_logger("integration_service.webhooks")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
@@ -47,6 +49,7 @@ def main() -> int:
     finally:
         dispatcher.stop()
         engine.dispose()
+        shutdown_tracing()
     return 0
 
 

@@ -27,12 +27,15 @@ from typing import TypeVar
 
 import aiohttp
 import structlog
+from opentelemetry.trace import SpanKind
 from sqlalchemy.engine import Engine
 
 from integration_service.crypto import SessionCipher
 from integration_service.errors import ServiceError
 from integration_service.settings import Settings
 from integration_service.store.guard import DatabaseGuard
+from integration_service.tracing.propagation import inject_into
+from integration_service.tracing.spans import mark_failed
 from integration_service.webhooks import metrics
 from integration_service.webhooks.errors import DispatcherStartFailed
 from integration_service.webhooks.queue import ClaimedDelivery, DeliveryQueue, Recorded
@@ -295,14 +298,23 @@ class WebhookDispatcher:
             headers = signed_headers(
                 current, previous, str(claimed.event.id), int(time.time()), body
             )
-            result = await attempt(
-                client,
-                claimed.url,
-                body,
-                headers,
-                timeout=settings.webhook_timeout,
-                allow_private=settings.webhook_allow_private,
-            )
+            with claimed.event.span("webhook delivery", SpanKind.CLIENT) as span:
+                # The receiver may continue the event's trace (W3C traceparent).
+                inject_into(headers)
+                result = await attempt(
+                    client,
+                    claimed.url,
+                    body,
+                    headers,
+                    timeout=settings.webhook_timeout,
+                    allow_private=settings.webhook_allow_private,
+                )
+                if span is not None:
+                    span.set_attribute("webhook.subscription_id", str(claimed.subscription_id))
+                    if result.status_code is not None:
+                        span.set_attribute("http.response.status_code", result.status_code)
+                    if not result.succeeded:
+                        mark_failed(span, "webhook_not_delivered")
         outcome = decide(
             result,
             attempts_before=claimed.attempts,

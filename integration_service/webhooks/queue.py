@@ -75,6 +75,7 @@ def _claimed_from(row: Any) -> ClaimedDelivery:
         occurred_at=row["occurred_at"],
         data=row["data"],
         position=int(row["position"]),
+        traceparent=row["traceparent"],
     )
     return ClaimedDelivery(
         id=row["id"],
@@ -172,6 +173,7 @@ class DeliveryQueue:
                     "CASE WHEN s.previous_secret_expires_at > now() "
                     "  THEN s.previous_secret_enc END AS previous_secret_enc, "
                     "e.type, e.app_id, e.sequence, e.occurred_at, e.data, e.position, "
+                    "e.traceparent, "
                     "e.created_at AS event_created_at "
                     "FROM claimed c JOIN webhook_subscriptions s ON s.id = c.subscription_id "
                     "JOIN inbound_events e ON e.id = c.event_id"

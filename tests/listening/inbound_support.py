@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import text
 
-from tests.support.system import SystemUnderTest
+from tests.support.processes import running, wait_for
+from tests.support.system import SystemUnderTest, free_port, http_get
 
 
 def send_as(
@@ -56,3 +60,23 @@ def listening_held(system: SystemUnderTest) -> dict[str, int]:
             name = worker.decode() if isinstance(worker, bytes) else str(worker)
             held[name] = held.get(name, 0) + 1
     return held
+
+
+@contextmanager
+def running_relay(system: SystemUnderTest, **env: str) -> Iterator[None]:
+    """The relay (and its webhook dispatcher) on the system's settings plus ``env``."""
+    log_path = system.state_dir / "relay.log"
+    port = free_port()
+    env = {**system.env, "METRICS_PORT": str(port), **env}
+    args = [sys.executable, "-m", "integration_service.cli", "relay"]
+    with running(args, env=env, log_path=log_path) as process:
+
+        def ready() -> bool:
+            assert process.poll() is None, log_path.read_text(errors="replace")
+            try:
+                return http_get(f"http://127.0.0.1:{port}/health/ready")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=60, interval=0.2, what="the relay ready")
+        yield

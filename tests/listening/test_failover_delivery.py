@@ -6,12 +6,9 @@ sequence has a hole."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,9 +16,9 @@ from kombu import Connection, Exchange, Queue
 from sqlalchemy import text
 
 from integration_service.webhooks import SubscriptionStore
-from tests.listening.inbound_support import events, listening_held, send_batch
-from tests.support.processes import running, wait_for
-from tests.support.system import Provisioned, SystemUnderTest, free_port, http_get
+from tests.listening.inbound_support import events, listening_held, running_relay, send_batch
+from tests.support.processes import wait_for
+from tests.support.system import Provisioned, SystemUnderTest
 from tests.support.webhook_receiver import Receiver, running_receiver
 
 TENANT = "tenant-failover"
@@ -76,25 +73,6 @@ class EventsConsumer:
                         conn.drain_events(timeout=0.5)
                     except TimeoutError:
                         continue
-
-
-@contextmanager
-def running_relay(system: SystemUnderTest) -> Iterator[None]:
-    log_path = system.state_dir / "relay.log"
-    port = free_port()
-    env = {**system.env, "METRICS_PORT": str(port)}
-    args = [sys.executable, "-m", "integration_service.cli", "relay"]
-    with running(args, env=env, log_path=log_path) as process:
-
-        def ready() -> bool:
-            assert process.poll() is None, log_path.read_text(errors="replace")
-            try:
-                return http_get(f"http://127.0.0.1:{port}/health/ready")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(ready, timeout=60, interval=0.2, what="the relay ready")
-        yield
 
 
 def received_ids(system: SystemUnderTest) -> dict[str, set[int]]:

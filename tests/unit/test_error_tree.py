@@ -73,6 +73,7 @@ ALLOWED_RAISES: dict[tuple[str, str], str] = {
         "argument: a log level settings and the CLI refuse before"
     ),
     ("integration_service.observability", "AttributeError"): "a module __getattr__'s protocol",
+    ("integration_service.tracing", "AttributeError"): "a module __getattr__'s protocol",
     ("integration_service.maintenance.legacy_import", "ValueError"): (
         "argument: a tenant id the CLI refuses before (a guard against path traversal)"
     ),
