@@ -17,6 +17,7 @@ from integration_service.api.middleware import BodyLimit, RequestMetrics, Reques
 from integration_service.api.routes import (
     accounts,
     bots,
+    channels,
     events,
     logins,
     messages,
@@ -55,7 +56,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
         redoc_url=None,
     )
     problems.install(app)
-    for module in (logins, accounts, bots, messages, webhooks, events, operations):
+    for module in (logins, accounts, bots, channels, messages, webhooks, events, operations):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

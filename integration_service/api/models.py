@@ -119,6 +119,32 @@ class Message(BaseModel):
     sent_at: datetime | None
 
 
+class ChannelBody(SendFields):
+    account_id: str = Field(
+        pattern=ACCOUNT_ID_PATTERN, description="the account or bot that posts to it"
+    )
+    peer: str | int = Field(description="the channel or group: an @username or a marked id")
+
+
+class ChannelSendBody(SendFields):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    idempotency_key: str | None = Field(
+        default=None, description="the same key never sends twice (else the header's)"
+    )
+
+
+class ChannelOut(BaseModel):
+    id: str
+    account_id: str
+    peer: str
+    created_at: datetime
+
+
+class ChannelPage(BaseModel):
+    items: list[ChannelOut]
+    next: str | None = Field(description="pass as ?after= for the next page; null: the last")
+
+
 class ConnectBody(Strict):
     method: Literal["qr", "code", "bot"]
     app_id: str = Field(pattern=ACCOUNT_ID_PATTERN)

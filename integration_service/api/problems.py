@@ -85,6 +85,7 @@ def problem(
 
 
 def status_of(error: ServiceError) -> int:
+    from integration_service.channels import ChannelExists
     from integration_service.client import UnknownTenant
     from integration_service.webhooks.errors import (
         DeliveryInFlight,
@@ -107,7 +108,7 @@ def status_of(error: ServiceError) -> int:
         | WebhookTenantUnknown,
     ):
         return 404
-    if isinstance(error, SessionTerminated | DeliveryInFlight):
+    if isinstance(error, SessionTerminated | DeliveryInFlight | ChannelExists):
         return 409
     if isinstance(error, DependencyUnavailable | StoreUnavailable | RetryableError):
         return 503

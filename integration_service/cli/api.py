@@ -75,8 +75,8 @@ def api_key() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="Repeat for each: accounts:read accounts:write connect send messages:read "
-    "webhooks:read webhooks:write events:read, or * for all.",
+    help="Repeat for each: accounts:read accounts:write channels:read channels:write "
+    "connect send messages:read webhooks:read webhooks:write events:read, or * for all.",
 )
 @click.option("--name", default="api key", show_default=True, help="What the key is for.")
 @json_option

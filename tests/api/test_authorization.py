@@ -73,6 +73,19 @@ ROUTES = [
         "POST", f"{T}/bots/{{bot}}/send", "send", {"peer": "@example_user", "text": "hi"}, ok=202
     ),
     Route("DELETE", f"{T}/bots/{{gone_bot}}", "accounts:write", ok=202),
+    Route("GET", f"{T}/channels", "channels:read", owned=False),
+    Route(
+        "POST",
+        f"{T}/channels",
+        "channels:write",
+        {"account_id": "acct", "peer": "@another_channel"},
+        201,
+        # The account named is the owner's: for another tenant it does not exist.
+        True,
+    ),
+    Route("GET", f"{T}/channels/{{channel}}", "channels:read"),
+    Route("POST", f"{T}/channels/{{channel}}/send", "send", {"text": "hi"}, ok=202),
+    Route("DELETE", f"{T}/channels/{{gone_channel}}", "channels:write", ok=204),
     Route("POST", f"{T}/connect", "connect", {"method": "qr", "app_id": "acct"}, 202, False),
     Route("GET", f"{T}/logins/{{login}}", "connect"),
     Route("POST", f"{T}/logins/{{login}}/code", "connect", {"code": "12345"}, ok=202),
@@ -107,6 +120,13 @@ def owned(
     assert sent.status == 202, sent.body
     login = api.call("POST", f"{T}/connect", token=key, body={"method": "qr", "app_id": "acct"})
     assert login.status == 202, login.body
+    channel = api.call(
+        "POST", f"{T}/channels", token=key, body={"account_id": "acct", "peer": "@owned_channel"}
+    )
+    gone_channel = api.call(
+        "POST", f"{T}/channels", token=key, body={"account_id": "acct", "peer": "-1001234567"}
+    )
+    assert channel.status == gone_channel.status == 201, (channel.body, gone_channel.body)
     hook = api.call("POST", W, token=key, body={"url": HOOK, "secret": SECRET})
     doomed = api.call("POST", W, token=key, body={"url": HOOK, "secret": SECRET})
     assert hook.status == doomed.status == 201, (hook.body, doomed.body)
@@ -119,6 +139,8 @@ def owned(
         "bot": "bot",
         "gone_bot": "bot-gone",
         "message": sent.body["id"],
+        "channel": channel.body["id"],
+        "gone_channel": gone_channel.body["id"],
         "login": login.body["id"],
         "subscription": hook.body["id"],
         "doomed": doomed.body["id"],

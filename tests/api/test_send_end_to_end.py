@@ -60,3 +60,34 @@ def test_an_unknown_message_id_is_404(api: ApiProcess, make_key: KeyMaker) -> No
     for wrong in (str(uuid.uuid4()), "not-a-uuid"):
         reply = api.call("GET", f"{T}/messages/{wrong}", token=key)
         assert reply.status == 404 and reply.code == "not_found"
+
+
+def test_a_post_to_a_channel_reaches_telegram_as_its_accounts_send(
+    api: ApiProcess, system: SystemUnderTest, make_key: KeyMaker, account: Provisioned
+) -> None:
+    key = make_key(TENANT, "channels:write", "send", "messages:read")
+    # Until channels are resolved (the resources issue) any peer the account can send to
+    # may be connected: here a user, which the emulator shows the message to.
+    reader = f"chanrcpt{uuid.uuid4().hex[:8]}"
+    system.control.create_user("+79870000002", "Reader", username=reader)
+    channel = api.call(
+        "POST",
+        f"{T}/channels",
+        token=key,
+        body={"account_id": account.key.app_id, "peer": f"@{reader}"},
+    )
+    assert channel.status == 201, channel.body
+    text = f"posted {uuid.uuid4().hex[:6]}"
+    posted = api.call(
+        "POST", f"{T}/channels/{channel.body['id']}/send", token=key, body={"text": text}
+    )
+    assert posted.status == 202, posted.body
+
+    def sent() -> dict[str, object] | None:
+        reply = api.call("GET", f"{T}/messages/{posted.body['id']}", token=key)
+        return reply.body if reply.body["status"] == "sent" else None
+
+    outcome = wait_for(sent, timeout=60, interval=0.2, what="the post to be sent")
+    assert outcome["peer"] == f"@{reader}"
+    arrived = [m for m in system.control.messages(sender_id=account.user_id) if m["text"] == text]
+    assert len(arrived) == 1

@@ -23,6 +23,7 @@ TABLES = {
     "api_keys",
     "api_idempotency",
     "api_messages",
+    "telegram_channels",
 }
 
 

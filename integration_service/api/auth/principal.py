@@ -12,6 +12,8 @@ SCOPES = frozenset(
     {
         "accounts:read",
         "accounts:write",
+        "channels:read",
+        "channels:write",
         "connect",
         "send",
         "messages:read",
