@@ -136,3 +136,23 @@ def queued_jobs(system: SystemUnderTest) -> int:
             return total
         finally:
             channel.close()
+
+
+def purge_queued_jobs(system: SystemUnderTest) -> int:
+    """Drop the jobs earlier modules left in the shared queues (their modules are over),
+    so a module's own worker starts on its own jobs only; how many were dropped."""
+    from kombu import Connection
+
+    from integration_service.queues import consumed_queues
+
+    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
+        channel = conn.channel()
+        try:
+            dropped = 0
+            for queue in consumed_queues():
+                bound = queue(channel)
+                bound.declare()
+                dropped += bound.purge() or 0
+            return dropped
+        finally:
+            channel.close()
