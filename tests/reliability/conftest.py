@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from integration_service.emulator.testing import EmulatorProcess
+from tests.support.database import migrate, scratch_database
 from tests.support.system import FAST_TAKEOVER, SystemUnderTest, whole_system
 
 REPORT = Path(os.environ.get("RELIABILITY_REPORT", ".state/reliability-results.json"))
@@ -29,17 +30,27 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
 
 
 @pytest.fixture
+def case_database() -> Iterator[str]:
+    """A database of the case's own: its workers place (and connect) every authorised
+    listening session they find, and in the suite's shared database those are every other
+    module's, pointing at emulators long stopped."""
+    with scratch_database("is_rel") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture
 def system(
-    database_url: str,
+    case_database: str,
     emulator: EmulatorProcess,
     tmp_path_factory: pytest.TempPathFactory,
     system_overrides: dict[str, str],
 ) -> Iterator[SystemUnderTest]:
     """A whole system per case: its own vhost (queues, dead letters), Redis data set,
-    worker logs and emulator; its tenant's rows are its own. A case sees nothing of
+    worker logs, emulator and database. A case sees nothing of
     another case, and a failing case's evidence is its own."""
     with whole_system(
-        database_url=database_url,
+        database_url=case_database,
         emulator=emulator,
         state_dir=Path(tmp_path_factory.mktemp("system")),
         overrides=system_overrides,
