@@ -54,7 +54,6 @@ from urllib.parse import parse_qs, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kombu import Connection, Exchange, Queue
 from sqlalchemy import text
 from telethon import TelegramClient, events
 
@@ -73,6 +72,7 @@ from integration_service.emulator.world.client_helper import (
 from integration_service.store import SessionKey
 from integration_service.webhooks import SubscriptionStore
 from tests.support.emulator_control import ControlError
+from tests.support.events_consumer import EventsConsumer
 from tests.support.processes import running, wait_for
 from tests.support.system import Provisioned, SystemUnderTest, WorkerProcess, free_port
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -218,43 +218,17 @@ def top_frames(raw_file: Path, count: int = 12) -> list[tuple[float, str]]:
 # What arrives where -----------------------------------------------------------------------
 
 
-class EventsConsumer:
-    """A RabbitMQ consumer on the `events` exchange: arrival time per message text."""
+class EventArrivals:
+    """Arrival time per message text of the ``message.received`` events RabbitMQ hands
+    the bench's consumer."""
 
-    def __init__(self, broker_url: str) -> None:
-        self._broker_url = broker_url
+    def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="events-consumer", daemon=True)
 
-    def __enter__(self) -> EventsConsumer:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the events consumer did not bind")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        exchange = Exchange("events", type="topic", durable=True)
-        queue = Queue("inbound-bench-events", exchange, routing_key=f"{TENANT}.#", auto_delete=True)
-        with Connection(self._broker_url) as conn:
-
-            def got(body: Any, _message: Any) -> None:
-                stamp = time.time()
-                if body.get("type") == "message.received":
-                    self.arrived.setdefault(body["data"]["text"], stamp)
-
-            with conn.Consumer(queue, callbacks=[got], accept=["json"], no_ack=True):
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        conn.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        continue
+    def __call__(self, body: Any, _message: Any) -> None:
+        stamp = time.time()
+        if body.get("type") == "message.received":
+            self.arrived.setdefault(body["data"]["text"], stamp)
 
 
 class BareTelethon:
@@ -382,7 +356,7 @@ class SystemSide:
     """The relay, receiver and consumer shared by every run; a webhook endpoint per run."""
 
     def __init__(
-        self, system: SystemUnderTest, receiver: Receiver, consumer: EventsConsumer
+        self, system: SystemUnderTest, receiver: Receiver, consumer: EventArrivals
     ) -> None:
         self.system = system
         self.receiver = receiver
@@ -859,9 +833,16 @@ def main() -> None:
             flush=True,
         )
         results: list[Level] = []
+        arrivals = EventArrivals()
         with (
             running_receiver(system.state_dir / "receiver.log") as receiver,
-            EventsConsumer(system.env["CELERY_BROKER_URL"]) as consumer,
+            EventsConsumer(
+                system.env["CELERY_BROKER_URL"],
+                "inbound-bench-events",
+                f"{TENANT}.#",
+                arrivals,
+                ack=False,
+            ),
             running_relay(system) as relay_pid,
         ):
             assert system.emulator.process is not None
@@ -874,7 +855,7 @@ def main() -> None:
                 "rabbitmq": pids_named("beam.smp"),
                 "redis": pids_named("redis-server"),
             }
-            side = SystemSide(system, receiver, consumer)
+            side = SystemSide(system, receiver, arrivals)
             for n in levels:
                 level = system_level(
                     side, sessions[:n], senders, options.messages, extra_cpu, profiler

@@ -21,13 +21,13 @@ class ChannelExists(PermanentError):
     """The account is already connected to this peer (the existing channel is named)."""
 
     code = "channel_exists"
+    channel_id: str = ""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel_id: str, account_id: str, peer: str) -> None:
         super().__init__(
-            f"account {channel.account_id} is already connected to {channel.peer} "
-            f"as channel {channel.id}"
+            f"account {account_id} is already connected to {peer} as channel {channel_id}"
         )
-        self.channel = channel
+        self.channel_id = channel_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,8 @@ class ChannelStore:
                 ),
                 {"t": tenant_id, "a": account_id, "p": str(peer)},
             ).one()
-        raise ChannelExists(_channel(existing))
+        found = _channel(existing)
+        raise ChannelExists(str(found.id), found.account_id, found.peer)
 
     def get(self, channel_id: uuid.UUID) -> Channel | None:
         """The channel, if the engine's tenant may see it (row-level security decides)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -118,9 +119,9 @@ def make_account(system: SystemUnderTest, tenants: set[str]) -> AccountMaker:
     return make
 
 
-def queued_jobs(system: SystemUnderTest) -> int:
-    """Jobs waiting in the system's shared queues (declared first, as a worker declares
-    them when it starts): for modules where no worker runs while they count."""
+def _over_shared_queues(system: SystemUnderTest, count: Callable[[Any], int]) -> int:
+    """The sum of ``count(queue)`` over the system's shared queues, each declared first
+    (as a worker declares them when it starts)."""
     from kombu import Connection
 
     from integration_service.queues import consumed_queues
@@ -132,27 +133,19 @@ def queued_jobs(system: SystemUnderTest) -> int:
             for queue in consumed_queues():
                 bound = queue(channel)
                 bound.declare()
-                total += bound.queue_declare(passive=True).message_count
+                total += count(bound)
             return total
         finally:
             channel.close()
 
 
+def queued_jobs(system: SystemUnderTest) -> int:
+    """Jobs waiting in the system's shared queues: for modules where no worker runs while
+    they count."""
+    return _over_shared_queues(system, lambda q: int(q.queue_declare(passive=True).message_count))
+
+
 def purge_queued_jobs(system: SystemUnderTest) -> int:
     """Drop the jobs earlier modules left in the shared queues (their modules are over),
     so a module's own worker starts on its own jobs only; how many were dropped."""
-    from kombu import Connection
-
-    from integration_service.queues import consumed_queues
-
-    with Connection(system.env["CELERY_BROKER_URL"]) as conn:
-        channel = conn.channel()
-        try:
-            dropped = 0
-            for queue in consumed_queues():
-                bound = queue(channel)
-                bound.declare()
-                dropped += bound.purge() or 0
-            return dropped
-        finally:
-            channel.close()
+    return _over_shared_queues(system, lambda q: int(q.purge() or 0))

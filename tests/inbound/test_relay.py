@@ -244,7 +244,15 @@ def test_a_relay_process_killed_mid_stream_loses_nothing(
     # A backlog far larger than what the relay publishes between the check and the kill.
     ids = append_events(engine, session_key, range(1, 5001))
     with relay_process(env, tmp_path / "relay-1.log", metrics_port=free_port()) as first:
-        wait_for(lambda: len(consumer.ids()) > 500, timeout=30, what="the relay under way")
+        # Progress read from the log (one cheap query), not from the consumer: draining the
+        # consumer one basic_get at a time could lag the relay so far that it had published
+        # everything by the time the consumer counted 500, and nothing was left to kill.
+        wait_for(
+            lambda: unpublished(engine, TENANT) < 4500,
+            timeout=30,
+            interval=0.02,
+            what="the relay under way",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     assert unpublished(engine, TENANT) > 0  # killed mid-stream: work left behind

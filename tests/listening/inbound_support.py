@@ -51,6 +51,18 @@ def count_events(system: SystemUnderTest, tenant_id: str, type_: str) -> int:
         )
 
 
+def started_feeds(system: SystemUnderTest, tenant_id: str) -> int:
+    """How many of the tenant's sessions have a stored update state: their feeds have
+    started, so what Telegram pushes from now on is in their log."""
+    with system.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
+                {"t": tenant_id},
+            ).scalar_one()
+        )
+
+
 def listening_held(system: SystemUnderTest) -> dict[str, int]:
     """Worker id -> how many listening leases it holds (from Redis)."""
     held: dict[str, int] = {}

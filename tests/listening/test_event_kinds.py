@@ -10,7 +10,7 @@ import jsonschema
 from sqlalchemy import text
 
 from integration_service.inbound.schema import event_schema
-from tests.listening.inbound_support import count_events, events
+from tests.listening.inbound_support import count_events, events, started_feeds
 from tests.support.processes import wait_for
 from tests.support.system import SystemUnderTest
 
@@ -66,7 +66,7 @@ def test_each_kind_of_update_becomes_its_event(system: SystemUnderTest) -> None:
         {"creator_id": sender, "member_ids": [me], "title": "News", "username": "news_kinds"},
     )
     system.start_worker("kinds-a", concurrency=2)
-    wait_for(lambda: _started(system), timeout=60, what="the feed started")
+    wait_for(lambda: started_feeds(system, TENANT) == 1, timeout=60, what="the feed started")
 
     def send(peer: dict[str, Any], body: str, **extra: Any) -> dict[str, Any]:
         return _post(system, "/messages", {"sender": sender, "peer": peer, "text": body, **extra})
@@ -155,12 +155,3 @@ def test_each_kind_of_update_becomes_its_event(system: SystemUnderTest) -> None:
     for envelope in everything:
         jsonschema.validate(envelope, schema)
     assert [e["sequence"] for e in everything] == list(range(1, len(everything) + 1))
-
-
-def _started(system: SystemUnderTest) -> bool:
-    with system.engine.connect() as conn:
-        started = conn.execute(
-            text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
-            {"t": TENANT},
-        ).scalar_one()
-    return int(started) == 1

@@ -12,11 +12,17 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from sqlalchemy import text
 
 from integration_service.webhooks import SubscriptionStore
-from tests.listening.inbound_support import events, listening_held, running_relay, send_batch
+from tests.listening.inbound_support import (
+    events,
+    listening_held,
+    running_relay,
+    send_batch,
+    started_feeds,
+)
+from tests.support.events_consumer import EventsConsumer
 from tests.support.processes import wait_for
 from tests.support.system import Provisioned, SystemUnderTest
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -36,43 +42,6 @@ def system_overrides() -> dict[str, str]:
         "WEBHOOK_BACKOFF_MAX": "2",
         "RELAY_POLL_INTERVAL": "0.05",
     }
-
-
-class EventsConsumer:
-    """A RabbitMQ consumer of the tenant's events (its own queue on the `events` exchange)."""
-
-    def __init__(self, broker_url: str) -> None:
-        self._broker_url = broker_url
-        self.ids: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> EventsConsumer:
-        self._thread.start()
-        assert self._ready.wait(30), "consumer did not bind"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        exchange = Exchange("events", type="topic", durable=True)
-        queue = Queue("test-failover-events", exchange, routing_key=f"{TENANT}.#", auto_delete=True)
-        with Connection(self._broker_url) as conn:
-
-            def got(body: Any, message: Any) -> None:
-                self.ids[message.properties["message_id"]] += 1
-                message.ack()
-
-            with conn.Consumer(queue, callbacks=[got], accept=["json"]):
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        conn.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        continue
 
 
 def received_ids(system: SystemUnderTest) -> dict[str, set[int]]:
@@ -150,9 +119,16 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
         for i in range(5)
     ]
     store = SubscriptionStore(system.settings, system.engine, system.cipher)
+    # Event id -> deliveries to a RabbitMQ consumer of the tenant's events.
+    consumed: Counter[str] = Counter()
     with (
         running_receiver(system.state_dir / "receiver.log") as receiver,
-        EventsConsumer(system.env["CELERY_BROKER_URL"]) as consumer,
+        EventsConsumer(
+            system.env["CELERY_BROKER_URL"],
+            "test-failover-events",
+            f"{TENANT}.#",
+            lambda _body, message: consumed.update([message.properties["message_id"]]),
+        ),
         running_relay(system),
     ):
         subscription = store.add(TENANT, receiver.url("failover"), "*")
@@ -169,7 +145,9 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
             timeout=60,
             what="20 sessions placed over two workers",
         )
-        wait_for(lambda: _feeds_started(system), timeout=60, what="every feed started")
+        wait_for(
+            lambda: started_feeds(system, TENANT) == ACCOUNTS, timeout=60, what="every feed started"
+        )
 
         sent: dict[str, set[int]] = {a.key.app_id: set() for a in accounts}
         by_user = {a.user_id: a.key.app_id for a in accounts}
@@ -223,7 +201,7 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
 
         ids = all_event_ids(system)
         wait_for(lambda: unpublished(system) == 0, timeout=60, what="every event published")
-        wait_for(lambda: ids <= set(consumer.ids), timeout=60, what="RabbitMQ got every event")
+        wait_for(lambda: ids <= set(consumed), timeout=60, what="RabbitMQ got every event")
         wait_for(
             lambda: ids <= webhook_ids(receiver)[0],
             timeout=120,
@@ -235,12 +213,3 @@ def test_kill9_twice_while_2000_messages_arrive(system: SystemUnderTest) -> None
         for record in records:
             assert json.loads(record["body"])["id"] == record["id"]
     assert system.control.stats()["auth_key_duplicated"] == 0
-
-
-def _feeds_started(system: SystemUnderTest) -> bool:
-    with system.engine.connect() as conn:
-        started = conn.execute(
-            text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
-            {"t": TENANT},
-        ).scalar_one()
-    return int(started) == ACCOUNTS

@@ -11,7 +11,7 @@ import pytest
 
 from integration_service.inputs import InvalidInput
 from integration_service.store import SessionKey
-from tests.listening.inbound_support import count_events, events, send_as
+from tests.listening.inbound_support import count_events, events, send_as, started_feeds
 from tests.support.processes import wait_for
 from tests.support.system import SystemUnderTest
 
@@ -30,7 +30,9 @@ def test_pushed_messages_and_a_restart_become_events_once(system: SystemUnderTes
         what="placement claimed every account",
     )
     # Until the feed has its first state, a message may predate the log: wait for it.
-    wait_for(lambda: _started(system, [a.key for a in accounts]), timeout=30, what="feeds started")
+    wait_for(
+        lambda: started_feeds(system, TENANT) == len(accounts), timeout=30, what="feeds started"
+    )
     for account in accounts:
         for i in range(5):
             send_as(system, int(sender["user_id"]), account.user_id, f"hello {i}")
@@ -59,17 +61,6 @@ def test_pushed_messages_and_a_restart_become_events_once(system: SystemUnderTes
         sender_data = rows[0].data["sender"]
         assert sender_data["id"] == int(sender["user_id"])
     assert system.control.stats()["auth_key_duplicated"] == 0
-
-
-def _started(system: SystemUnderTest, keys: list[SessionKey]) -> bool:
-    from sqlalchemy import text
-
-    with system.engine.connect() as conn:
-        started = conn.execute(
-            text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
-            {"t": TENANT},
-        ).scalar_one()
-    return int(started) == len(keys)
 
 
 FLAG_TENANT = "tenant-listen-flag"

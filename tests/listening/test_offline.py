@@ -7,9 +7,7 @@ import os
 import threading
 import time
 
-from sqlalchemy import text
-
-from tests.listening.inbound_support import count_events, events, send_batch
+from tests.listening.inbound_support import count_events, events, send_batch, started_feeds
 from tests.support.processes import wait_for
 from tests.support.system import Provisioned, SystemUnderTest
 
@@ -18,15 +16,6 @@ ACCOUNTS = 10
 MESSAGES = 300
 # The issue asks for two minutes; OFFLINE_SECONDS shortens it while developing.
 OFFLINE_SECONDS = float(os.environ.get("OFFLINE_SECONDS", "120"))
-
-
-def feeds_started(system: SystemUnderTest, count: int) -> bool:
-    with system.engine.connect() as conn:
-        started = conn.execute(
-            text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
-            {"t": TENANT},
-        ).scalar_one()
-    return int(started) >= count
 
 
 def spread_over(seconds: float, batches: list[list[dict[str, object]]], send: object) -> None:
@@ -45,7 +34,9 @@ def test_two_minutes_offline_then_getdifference_and_a_gap(system: SystemUnderTes
     regular, lagging = accounts[:ACCOUNTS], accounts[ACCOUNTS]
     sender = int(system.control.create_user("+79771000001", "Offline sender")["user_id"])
     worker = system.start_worker("offline-a", concurrency=2)
-    wait_for(lambda: feeds_started(system, len(accounts)), timeout=60, what="feeds started")
+    wait_for(
+        lambda: started_feeds(system, TENANT) >= len(accounts), timeout=60, what="feeds started"
+    )
     system.stop_worker(worker)
 
     # Telegram keeps only so much for a client that was away: past this, differenceTooLong.

@@ -4,16 +4,15 @@ event row, the AMQP message and the webhook request carry its traceparent."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from sqlalchemy import text
 
 from integration_service.webhooks import SubscriptionStore
-from tests.listening.inbound_support import running_relay, send_as
+from tests.listening.inbound_support import running_relay, send_as, started_feeds
+from tests.support.events_consumer import EventsConsumer
 from tests.support.otlp_collector import FAST_EXPORT, Collector, running_collector
 from tests.support.processes import wait_for
 from tests.support.system import SystemUnderTest
@@ -39,43 +38,6 @@ def system_overrides(collector: Collector) -> dict[str, str]:
     }
 
 
-class HeaderCatcher:
-    """A RabbitMQ consumer of the tenant's events that keeps each message's headers."""
-
-    def __init__(self, broker_url: str) -> None:
-        self.headers: list[dict[str, Any]] = []
-        self._broker_url = broker_url
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> HeaderCatcher:
-        self._thread.start()
-        assert self._ready.wait(30), "consumer did not bind"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        exchange = Exchange("events", type="topic", durable=True)
-        queue = Queue("test-trace-events", exchange, routing_key=f"{TENANT}.#", auto_delete=True)
-        with Connection(self._broker_url) as conn:
-
-            def got(_body: Any, message: Any) -> None:
-                self.headers.append(dict(message.headers))
-                message.ack()
-
-            with conn.Consumer(queue, callbacks=[got], accept=["json"]):
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        conn.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        continue
-
-
 def _received_traceparent(system: SystemUnderTest) -> str | None:
     with system.engine.connect() as conn:
         value = conn.execute(
@@ -94,9 +56,15 @@ def test_an_inbound_message_is_one_trace_from_the_update_to_the_webhook(
     account = system.provision(1, tenant_id=TENANT)[0]
     sender = system.control.create_user("+79770000301", "Tracer", username="tracer_in")
     store = SubscriptionStore(system.settings, system.engine, system.cipher)
+    amqp_headers: list[dict[str, Any]] = []
     with (
         running_receiver(system.state_dir / "receiver.log") as receiver,
-        HeaderCatcher(system.env["CELERY_BROKER_URL"]) as amqp,
+        EventsConsumer(
+            system.env["CELERY_BROKER_URL"],
+            "test-trace-events",
+            f"{TENANT}.#",
+            lambda _body, message: amqp_headers.append(dict(message.headers)),
+        ),
         running_relay(system),
     ):
         subscription = store.add(TENANT, receiver.url("traced"), "message.received")
@@ -109,7 +77,9 @@ def test_an_inbound_message_is_one_trace_from_the_update_to_the_webhook(
                 what="placement claimed the account",
             )
             wait_for(
-                lambda: _feed_started(system), timeout=30, what="the feed's first state stored"
+                lambda: started_feeds(system, TENANT) == 1,
+                timeout=30,
+                what="the feed's first state stored",
             )
             send_as(system, int(sender["user_id"]), account.user_id, "trace me")
             traceparent = wait_for(
@@ -126,7 +96,7 @@ def test_an_inbound_message_is_one_trace_from_the_update_to_the_webhook(
             publish = collector.wait_for_span(trace_id, "publish event")
             delivery = collector.wait_for_span(trace_id, "webhook delivery")
             calls = receiver.wait_for_calls("traced", 1)
-            wait_for(lambda: amqp.headers, timeout=30, what="the event on RabbitMQ")
+            wait_for(lambda: amqp_headers, timeout=30, what="the event on RabbitMQ")
         finally:
             system.stop_worker(worker)
 
@@ -140,19 +110,10 @@ def test_an_inbound_message_is_one_trace_from_the_update_to_the_webhook(
     assert delivery.parent_span_id == updates.span_id and delivery.kind == "client"
     assert delivery.attributes["http.response.status_code"] == 200
     # What went out carries the trace: the AMQP headers and the webhook request.
-    received = [h for h in amqp.headers if h.get("type") == "message.received"]
+    received = [h for h in amqp_headers if h.get("type") == "message.received"]
     assert received and received[0]["traceparent"].split("-")[1] == trace_id
     assert received[0]["traceparent"].split("-")[2] == publish.span_id
     webhook_parent = calls[0]["headers"]["traceparent"]
     assert webhook_parent.split("-")[1] == trace_id
     assert webhook_parent.split("-")[2] == delivery.span_id
     assert calls[0]["valid"]  # the signature still verifies with the extra header
-
-
-def _feed_started(system: SystemUnderTest) -> bool:
-    with system.engine.connect() as conn:
-        started = conn.execute(
-            text("SELECT count(*) FROM inbound_state WHERE tenant_id = :t AND pts IS NOT NULL"),
-            {"t": TENANT},
-        ).scalar_one()
-    return int(started) == 1
