@@ -182,13 +182,10 @@ class UpdateFeed:
             self._apply_update(update, batch)
             return
         if isinstance(container, types.UpdateShortSentMessage):
-            # Our own send: it takes a pts in the common box; its event is message.sent.
-            self._apply_update(
-                types.UpdateNewMessage(
-                    types.MessageEmpty(container.id), container.pts, container.pts_count
-                ),
-                batch,
-            )
+            # Our own send takes a pts in the common box. Its event is message.sent, written
+            # by the outbox, so here it only moves the box on (nothing is received).
+            if batch.state is not None:
+                self._advance_common(None, container.pts, container.pts_count, batch)
             return
         if isinstance(container, types.UpdateShort):
             self._apply_update(container.update, batch)
@@ -226,14 +223,22 @@ class UpdateFeed:
         if in_difference:
             batch.drafts.extend(self._drafts_for(update, box="common"))
             return
-        if batch.common_gap:
+        self._advance_common(update, update.pts, update.pts_count, batch)
+
+    def _advance_common(self, update: Any, pts: int, pts_count: int, batch: _Batch) -> None:
+        """Apply one pts step of the common box (core.telegram.org/api/updates#update-handling).
+
+        ``update`` is None for a step that records no event (our own sent message).
+        """
+        if batch.common_gap or batch.state is None:
             return  # the difference brings it, in order
         local = batch.state.pts
-        if local + update.pts_count == update.pts:
-            batch.drafts.extend(self._drafts_for(update, box="common"))
-            batch.state = dataclasses.replace(batch.state, pts=update.pts)
+        if local + pts_count == pts:
+            if update is not None:
+                batch.drafts.extend(self._drafts_for(update, box="common"))
+            batch.state = dataclasses.replace(batch.state, pts=pts)
             batch.changed = True
-        elif local + update.pts_count > update.pts:
+        elif local + pts_count > pts:
             return  # applied before
         else:
             batch.common_gap = True

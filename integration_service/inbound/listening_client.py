@@ -35,9 +35,14 @@ class ListeningClient(TracedTelegramClient):
             await feed.run(self, self._updates_queue)
         except asyncio.CancelledError:
             pass  # disconnect() cancels this task
-        except Exception as error:  # noqa: BLE001 - any failure ends this connection only
+        except Exception as error:
             self.feed_error = error
-            logger.warning("feed_stopped", session=str(feed.key), error=type(error).__name__)
+            logger.warning(
+                "feed_stopped",
+                session=str(feed.key),
+                error=type(error).__name__,
+                exc_info=True,  # a stopped feed is a defect: its traceback says where
+            )
             # The listener sees the disconnection and reconnects; the feed resumes from
             # what the log committed (getDifference), so nothing is skipped.
             await self.disconnect()

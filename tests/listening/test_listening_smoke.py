@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 
 from integration_service.inputs import InvalidInput
 from integration_service.store import SessionKey
 from tests.listening.inbound_support import count_events, events, send_as, started_feeds
 from tests.support.processes import wait_for
-from tests.support.system import SystemUnderTest
+from tests.support.system import SystemUnderTest, send_kwargs
 
 TENANT = "tenant-listen"
 
@@ -117,3 +118,51 @@ def test_listening_turned_off_and_on_through_cli_and_producer(system: SystemUnde
     with pytest.raises(InvalidInput):
         system.client().set_listening(FLAG_TENANT, quiet.key.app_id, "yes")  # type: ignore[arg-type]
     assert system.store.require(quiet.key).listening is True
+
+
+SEND_TENANT = "tenant-listen-send"
+
+
+def _stored_pts(system: SystemUnderTest, key: SessionKey) -> int:
+    with system.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT pts FROM inbound_state WHERE tenant_id = :t AND app_id = :a"),
+                {"t": key.tenant_id, "a": key.app_id},
+            ).scalar_one()
+        )
+
+
+def test_a_send_on_a_listening_connection_keeps_its_feed(system: SystemUnderTest) -> None:
+    """Our own send comes back as updateShortSentMessage on the listening connection: it
+    moves the common pts on and records nothing received; the feed carries on hearing."""
+    sender, recipient = system.provision(2, tenant_id=SEND_TENANT)
+    friend = system.control.create_user("+79770000011", "Friend", username="friend_send")
+    worker = system.start_worker("listen-send")
+    wait_for(lambda: started_feeds(system, SEND_TENANT) == 2, timeout=30, what="feeds started")
+    before = _stored_pts(system, sender.key)
+    outcome = system.producer.send_task(
+        "tasks.messages.send_message",
+        kwargs=send_kwargs(sender, recipient.peer, "from a listener", "listen-send-1"),
+    ).get(timeout=60)
+    assert outcome["status"] == "sent"
+    wait_for(
+        lambda: _stored_pts(system, sender.key) == before + 1,
+        timeout=30,
+        what="the sender's stored pts moved past its own send",
+    )
+    # The same connection still hears: a message to the sender after its send arrives.
+    send_as(system, int(friend["user_id"]), sender.user_id, "after your send")
+    wait_for(
+        lambda: any(
+            r.app_id == sender.key.app_id for r in events(system, SEND_TENANT, "message.received")
+        ),
+        timeout=30,
+        what="the sender's feed hearing a message after its send",
+    )
+    received = events(system, SEND_TENANT, "message.received")
+    assert sorted((r.app_id, r.data["text"]) for r in received) == sorted(
+        [(recipient.key.app_id, "from a listener"), (sender.key.app_id, "after your send")]
+    )
+    assert count_events(system, SEND_TENANT, "message.sent") == 1
+    assert "feed_stopped" not in worker.log()
