@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from integration_service.emulator.control_chats import chat_routes
 from integration_service.emulator.control_inbound import inbound_routes
 from integration_service.emulator.rpc import RpcError
 from integration_service.emulator.world import TelegramWorld
@@ -358,6 +359,7 @@ def build_control_app(world: TelegramWorld) -> web.Application:
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
     app.add_routes(inbound_routes(_world))
+    app.add_routes(chat_routes(_world))
     return app
 
 

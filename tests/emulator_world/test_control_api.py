@@ -218,3 +218,45 @@ def test_message_log_and_reset() -> None:
         assert (await api.call("GET", f"/users/{user['user_id']}"))[0] == 404
 
     _with_api(scenario)
+
+
+def test_admin_rights_and_invite_links() -> None:
+    async def scenario(world: TelegramWorld, api: Api) -> None:
+        owner = world.create_user("+79991000031", "Owner")
+        member = world.create_user("+79991000032", "Member")
+        outsider = world.create_user("+79991000033", "Outsider")
+        channel = world.create_channel("News", owner.user_id, {member.user_id})
+        group = world.create_group("Team", owner.user_id, set())
+        path = f"/channels/{channel.channel_id}/admins"
+        status, answer = await api.call(
+            "POST", path, {"user_id": member.user_id, "rights": ["post_messages", "edit_messages"]}
+        )
+        assert status == 200 and answer["rights"] == ["edit_messages", "post_messages"]
+        assert channel.can_post(member.user_id)
+        status, answer = await api.call("POST", path, {"user_id": member.user_id, "rights": []})
+        assert status == 200 and answer["rights"] == []
+        assert not channel.can_post(member.user_id)
+        # Refused, and nothing changes.
+        for body, code, words in (
+            ({"user_id": member.user_id, "rights": ["rule_the_world"]}, 400, "unknown admin right"),
+            ({"user_id": member.user_id}, 400, "rights must be a list"),
+            ({"user_id": outsider.user_id, "rights": ["post_messages"]}, 400, "not a member"),
+            ({"user_id": owner.user_id, "rights": []}, 400, "creator"),
+            ({"user_id": 1, "rights": []}, 404, "unknown user"),
+        ):
+            status, err = await api.call("POST", path, body)
+            assert status == code and words in err["error"], (body, err)
+        status, err = await api.call("POST", "/channels/1/admins", {"user_id": 1, "rights": []})
+        assert status == 404 and "unknown channel" in err["error"]
+        assert channel.admins == {}
+        status, link = await api.call("POST", "/invites", {"channel_id": channel.channel_id})
+        assert status == 201 and link["link"] == "https://t.me/+" + link["hash"]
+        assert channel.invite_hash == link["hash"]
+        status, group_link = await api.call("POST", "/invites", {"chat_id": group.chat_id})
+        assert status == 201 and group.invite_hash == group_link["hash"]
+        for body in ({}, {"channel_id": 1, "chat_id": 2}):
+            status, err = await api.call("POST", "/invites", body)
+            assert status == 400 and err["error"] == "give channel_id or chat_id"
+        assert (await api.call("POST", "/invites", {"chat_id": 5}))[0] == 404
+
+    _with_api(scenario)

@@ -146,8 +146,8 @@ def test_refusals_are_json_with_telegram_names() -> None:
             (
                 "/messages",
                 {"sender": bob_id, "peer": _to("channel", channel.channel_id), "text": "x"},
-                403,
-                {"error": "CHAT_WRITE_FORBIDDEN", "rpc_code": 403},
+                400,
+                {"error": "CHAT_ADMIN_REQUIRED", "rpc_code": 400},
             ),
             (
                 "/messages",

@@ -314,7 +314,7 @@ def test_updates_too_long_is_pushed_to_every_connection() -> None:
         ("not in group", 403, "CHAT_WRITE_FORBIDDEN"),
         ("unknown channel", 400, "CHANNEL_INVALID"),
         ("private channel", 400, "CHANNEL_PRIVATE"),
-        ("member posting to a broadcast", 403, "CHAT_WRITE_FORBIDDEN"),
+        ("member posting to a broadcast", 400, "CHAT_ADMIN_REQUIRED"),
         ("empty text", 400, "MESSAGE_EMPTY"),
         ("long text", 400, "MESSAGE_TOO_LONG"),
         ("banned sender", 401, "USER_DEACTIVATED_BAN"),

@@ -171,7 +171,7 @@ def test_send_to_channel_by_id_and_username() -> None:
         bob_peer = types.InputPeerChannel(
             news.channel_id, world.directory.access_hash(scene.bob_id, "channel", news.channel_id)
         )
-        await scene.bob.fails(_send(bob_peer, "x", 1), 403, "CHAT_WRITE_FORBIDDEN")
+        await scene.bob.fails(_send(bob_peer, "x", 1), 400, "CHAT_ADMIN_REQUIRED")
         diff = await scene.bob.call(
             functions.updates.GetChannelDifferenceRequest(
                 types.InputChannel(bob_peer.channel_id, bob_peer.access_hash),

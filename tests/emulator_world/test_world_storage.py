@@ -16,7 +16,13 @@ from telethon.tl import functions, types
 
 from integration_service.emulator.auth_keys import AuthKeyStore
 from integration_service.emulator.world import TelegramWorld
-from integration_service.emulator.world.persistence import WORLD_DB, WorldStorage, WorldStorageError
+from integration_service.emulator.world.accounts import DEFAULT_ADMIN_RIGHTS
+from integration_service.emulator.world.persistence import (
+    WORLD_DB,
+    WorldStorage,
+    WorldStorageError,
+    _channel_admins,
+)
 from tests.emulator_world.world_support import API_HASH, API_ID, Client, ManualClock, new_world, run
 
 ALICE, BOB, CAROL, DAVE = "+79990000101", "+79990000102", "+79990000103", "+79990000104"
@@ -53,6 +59,9 @@ def test_a_reloaded_world_is_the_world_that_was_saved(tmp_path: Path) -> None:
         channel = world.create_channel(
             "Новости", alice.user_id, {bob.user_id}, username="news_w", admin_ids=set()
         )
+        # Admin rights and invite links are kept too.
+        world.set_admin_rights(channel.channel_id, bob.user_id, frozenset({"post_messages"}))
+        group_link, channel_link = world.export_invite(group), world.export_invite(channel)
         raw_key = world.mint_session(bob.user_id)
         assert world.auth_keys is not None and len(world.auth_keys) == 1
 
@@ -94,6 +103,9 @@ def test_a_reloaded_world_is_the_world_that_was_saved(tmp_path: Path) -> None:
         assert world.directory.accounts == saved_accounts
         assert world.directory.groups == {group.chat_id: group}
         assert world.directory.channels[channel.channel_id] == channel
+        assert channel.admins == {bob.user_id: frozenset({"post_messages"})}
+        assert world.export_invite(world.directory.groups[group.chat_id]) == group_link
+        assert world.export_invite(world.directory.channels[channel.channel_id]) == channel_link
         assert world.state.passwords == {carol.user_id: saved_password}
         assert world.deliveries.query() == saved_log
         # The minted key is known again, still signed in as Bob.
@@ -166,3 +178,8 @@ def test_a_file_of_another_schema_version_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(WorldStorageError, match="schema 99"):
         WorldStorage.in_state_dir(tmp_path)
+
+
+def test_channel_admins_saved_before_rights_were_kept_get_the_default_rights() -> None:
+    assert _channel_admins([7, 9]) == {7: DEFAULT_ADMIN_RIGHTS, 9: DEFAULT_ADMIN_RIGHTS}
+    assert _channel_admins({"7": ["post_messages"]}) == {7: frozenset({"post_messages"})}

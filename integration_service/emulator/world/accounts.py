@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # Telegram usernames: 5-32 chars, a letter first, then letters, digits or underscores.
@@ -47,6 +48,33 @@ class Account:
     last_message_id: int = 0
 
 
+# The chatAdminRights flags the emulator models (core.telegram.org/constructor/chatAdminRights).
+ADMIN_RIGHTS = (
+    "change_info",
+    "post_messages",
+    "edit_messages",
+    "delete_messages",
+    "ban_users",
+    "invite_users",
+    "pin_messages",
+    "add_admins",
+    "manage_call",
+    "other",
+)
+# What an admin named at creation gets: a channel admin's usual rights, without add_admins
+# (which only the creator hands out).
+DEFAULT_ADMIN_RIGHTS = frozenset(ADMIN_RIGHTS) - {"add_admins"}
+
+
+def admin_rights(names: Iterable[str]) -> frozenset[str]:
+    """Checked rights names; a ValueError names the first unknown one."""
+    rights = frozenset(names)
+    unknown = sorted(rights - set(ADMIN_RIGHTS))
+    if unknown:
+        raise ValueError(f"unknown admin right {unknown[0]!r}: one of {', '.join(ADMIN_RIGHTS)}")
+    return rights
+
+
 @dataclass
 class Group:
     """A basic group (``chat``): every member has the messages in their own box."""
@@ -56,6 +84,8 @@ class Group:
     creator_id: int
     members: set[int] = field(default_factory=set)
     date: float = 0.0
+    # The chat's primary invite link hash (t.me/+<hash>), once exported; None: none.
+    invite_hash: str | None = None
 
 
 @dataclass
@@ -68,15 +98,27 @@ class Channel:
     username: str | None = None
     broadcast: bool = True
     members: set[int] = field(default_factory=set)
-    admins: set[int] = field(default_factory=set)
+    # Admin user id -> the rights they were given (the creator has every right).
+    admins: dict[int, frozenset[str]] = field(default_factory=dict)
     pts: int = 0
     last_message_id: int = 0
     date: float = 0.0
+    invite_hash: str | None = None
+
+    def rights_of(self, user_id: int) -> frozenset[str] | None:
+        """The admin rights of ``user_id``; None for someone who is no admin."""
+        if user_id == self.creator_id:
+            return frozenset(ADMIN_RIGHTS)
+        return self.admins.get(user_id)
 
     def can_post(self, user_id: int) -> bool:
         if not self.broadcast:
             return user_id in self.members
-        return user_id == self.creator_id or user_id in self.admins
+        # In a broadcast channel only the creator and admins with post_messages post.
+        return "post_messages" in (self.rights_of(user_id) or ())
+
+    def can_delete_any(self, user_id: int) -> bool:
+        return "delete_messages" in (self.rights_of(user_id) or ())
 
 
 GROUPS_TABLE = "groups"
@@ -204,6 +246,7 @@ class Directory:
         admins = set(admins or ())
         for member in {creator_id, *members, *admins}:
             self.require_account(member)
+        admins.discard(creator_id)  # the creator's rights are all rights already
         channel_id = self._next_channel_id
         self._claim_username(username, "channel", channel_id)
         self._next_channel_id += 1
@@ -214,7 +257,7 @@ class Directory:
             username,
             broadcast,
             members={creator_id, *members, *admins},
-            admins=admins,
+            admins=dict.fromkeys(admins, DEFAULT_ADMIN_RIGHTS),
             date=now,
         )
         self.channels[channel_id] = channel

@@ -30,7 +30,13 @@ from telethon.tl import functions, types
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world.accounts import Account, Channel
 from integration_service.emulator.world.boxes import ChannelEntry, MessageBoxes, UserEntry
-from integration_service.emulator.world.peers import tl_channel, tl_chat, tl_date, tl_user
+from integration_service.emulator.world.peers import (
+    readable_channel,
+    tl_channel,
+    tl_chat,
+    tl_date,
+    tl_user,
+)
 from integration_service.emulator.world.settings import UpdateSettings
 from integration_service.emulator.world.state import WorldState
 
@@ -158,7 +164,7 @@ class Differences:
         ctx: CallContext,
         account: Account,
     ) -> ChannelDifference:
-        channel = self._readable_channel(request.channel, account)
+        channel = readable_channel(self._state.directory, request.channel, account)
         if request.pts < 0 or request.pts > channel.pts:
             raise RpcError(400, "PERSISTENT_TIMESTAMP_INVALID")
         limit = max(1, min(request.limit, MAX_CHANNEL_DIFFERENCE_LIMIT))
@@ -181,19 +187,6 @@ class Differences:
             final=final or None,
             timeout=CHANNEL_DIFFERENCE_TIMEOUT,
         )
-
-    def _readable_channel(self, wanted: types.TypeInputChannel, account: Account) -> Channel:
-        directory = self._state.directory
-        if not isinstance(wanted, types.InputChannel):
-            raise RpcError(400, "CHANNEL_INVALID")
-        channel = directory.channels.get(wanted.channel_id)
-        if channel is None or wanted.access_hash != directory.access_hash(
-            account.user_id, "channel", channel.channel_id
-        ):
-            raise RpcError(400, "CHANNEL_INVALID")
-        if account.user_id not in channel.members and channel.username is None:
-            raise RpcError(400, "CHANNEL_PRIVATE")
-        return channel
 
     def _channel_steps(
         self, channel: Channel, account: Account, steps: list[ChannelEntry]

@@ -83,7 +83,7 @@ class Inbound:
         sender = self._sender(message.sender_id)
         target = self._target(sender, message.peer)
         if isinstance(target, Channel) and not target.can_post(sender.user_id):
-            raise RpcError(403, "CHAT_WRITE_FORBIDDEN")
+            raise RpcError(400, "CHAT_ADMIN_REQUIRED")  # as messages.sendMessage
         check_text(message.text)
         if message.reply_to is not None and not self._exists_in(sender, target, message.reply_to):
             raise RpcError(400, "REPLY_MESSAGE_ID_INVALID")
@@ -178,10 +178,8 @@ class Inbound:
         return message is not None and bool(message.out)
 
     def _may_delete(self, sender: Account, target: Target, message_id: int) -> bool:
-        if isinstance(target, Channel) and (
-            sender.user_id == target.creator_id or sender.user_id in target.admins
-        ):
-            return True  # channel admins may delete any post
+        if isinstance(target, Channel) and target.can_delete_any(sender.user_id):
+            return True  # admins with delete_messages may delete any post
         return self._is_author(sender, target, message_id)
 
     def _text_of(self, sender: Account, target: Target, message_id: int) -> str | None:

@@ -114,8 +114,11 @@ class Messaging:
                 raise RpcError(400, "CHANNEL_INVALID")
             if sender.user_id not in channel.members and channel.username is None:
                 raise RpcError(400, "CHANNEL_PRIVATE")
+            if sender.user_id not in channel.members:
+                raise RpcError(403, "CHAT_WRITE_FORBIDDEN")  # a public channel not joined
             if not channel.can_post(sender.user_id):
-                raise RpcError(403, "CHAT_WRITE_FORBIDDEN")
+                # A subscriber of a broadcast channel, or an admin without post_messages.
+                raise RpcError(400, "CHAT_ADMIN_REQUIRED")
             return channel
         raise RpcError(400, "PEER_ID_INVALID")
 

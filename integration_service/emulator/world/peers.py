@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from telethon.tl import types
 
+from integration_service.emulator.rpc import RpcError
 from integration_service.emulator.world.accounts import Account, Channel, Directory, Group
 
 
@@ -56,3 +57,20 @@ def tl_channel(directory: Directory, channel: Channel, viewer_id: int) -> types.
         username=channel.username,
         participants_count=len(channel.members),
     )
+
+
+def readable_channel(
+    directory: Directory, wanted: types.TypeInputChannel, viewer: Account
+) -> Channel:
+    """The channel an inputChannel names, as a method that reads it resolves it: a wrong
+    access hash is CHANNEL_INVALID, a private channel the viewer is not in CHANNEL_PRIVATE."""
+    if not isinstance(wanted, types.InputChannel):
+        raise RpcError(400, "CHANNEL_INVALID")
+    channel = directory.channels.get(wanted.channel_id)
+    if channel is None or wanted.access_hash != directory.access_hash(
+        viewer.user_id, "channel", channel.channel_id
+    ):
+        raise RpcError(400, "CHANNEL_INVALID")
+    if viewer.user_id not in channel.members and channel.username is None:
+        raise RpcError(400, "CHANNEL_PRIVATE")
+    return channel

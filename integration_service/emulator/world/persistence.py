@@ -46,6 +46,7 @@ from integration_service.emulator.auth_keys import AUTH_KEYS_TABLE, AuthKeyStore
 from integration_service.emulator.journal import Appended, Changed
 from integration_service.emulator.world.accounts import (
     CHANNELS_TABLE,
+    DEFAULT_ADMIN_RIGHTS,
     GROUPS_TABLE,
     Account,
     Channel,
@@ -189,8 +190,17 @@ def _group_data(group: Group) -> str:
 
 def _channel_data(channel: Channel) -> str:
     data = asdict(channel)
-    data["members"], data["admins"] = sorted(channel.members), sorted(channel.admins)
+    data["members"] = sorted(channel.members)
+    data["admins"] = {str(user_id): sorted(rights) for user_id, rights in channel.admins.items()}
     return json.dumps(data)
+
+
+def _channel_admins(saved: list[int] | dict[str, list[str]]) -> dict[int, frozenset[str]]:
+    # Files written before admin rights were modelled list the admins' ids only: each keeps
+    # the rights an admin was given then.
+    if isinstance(saved, list):
+        return dict.fromkeys(saved, DEFAULT_ADMIN_RIGHTS)
+    return {int(user_id): frozenset(rights) for user_id, rights in saved.items()}
 
 
 class WorldStorage:
@@ -297,7 +307,8 @@ class WorldStorage:
         channels = []
         for (data,) in self._rows("SELECT data FROM channels"):
             fields = json.loads(data)
-            fields["members"], fields["admins"] = set(fields["members"]), set(fields["admins"])
+            fields["members"] = set(fields["members"])
+            fields["admins"] = _channel_admins(fields["admins"])
             channels.append(Channel(**fields))
         world.directory.restore(hash_secret, accounts, groups, channels)
         world.state.passwords = {

@@ -25,6 +25,7 @@ from integration_service.emulator.auth_keys import AuthKeyStore
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world.auth import CodeLogin
 from integration_service.emulator.world.boxes import MessageBoxes
+from integration_service.emulator.world.chats import ChatMethods
 from integration_service.emulator.world.delivery import Delivery
 from integration_service.emulator.world.delivery_log import DeliveryLog
 from integration_service.emulator.world.differences import Differences
@@ -96,6 +97,7 @@ class TelegramWorld(WorldControl):
         self.deliveries = DeliveryLog(self.state.journal)
         self.messaging = Messaging(self.state, self.boxes, self.deliveries, self.delivery)
         self.inbound = Inbound(self.state, self.boxes, self.delivery)
+        self.chats = ChatMethods(self.state)
         self.faults = FaultBook()
         self._routes = self._build_routes()
         self.storage: WorldStorage | None = None
@@ -138,6 +140,11 @@ class TelegramWorld(WorldControl):
             functions.updates.GetChannelDifferenceRequest: self.differences.get_channel_difference,
             functions.contacts.ResolveUsernameRequest: self.messaging.resolve_username,
             functions.messages.SendMessageRequest: self.messaging.send_message,
+            functions.channels.GetParticipantRequest: self.chats.get_participant,
+            functions.channels.GetFullChannelRequest: self.chats.get_full_channel,
+            functions.messages.GetFullChatRequest: self.chats.get_full_chat,
+            functions.messages.CheckChatInviteRequest: self.chats.check_chat_invite,
+            functions.messages.ImportChatInviteRequest: self.chats.import_chat_invite,
             functions.auth.AcceptLoginTokenRequest: self._accept_login_token,
             functions.auth.LogOutRequest: self._log_out,
         }

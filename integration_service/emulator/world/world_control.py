@@ -21,6 +21,7 @@ from integration_service.emulator.world.accounts import (
 )
 from integration_service.emulator.world.auth import CodeLogin
 from integration_service.emulator.world.boxes import MessageBoxes
+from integration_service.emulator.world.chats import ChatMethods
 from integration_service.emulator.world.delivery_log import DeliveryLog
 from integration_service.emulator.world.faults import Fault, FaultBook
 from integration_service.emulator.world.help_methods import HelpMethods
@@ -52,6 +53,7 @@ class WorldControl:
     messaging: Messaging
     copies: MessageCopies
     inbound: Inbound
+    chats: ChatMethods
     settings: UpdateSettings
     deliveries: DeliveryLog
     faults: FaultBook
@@ -132,6 +134,38 @@ class WorldControl:
         )
         self.state.journal.changed(CHANNELS_TABLE, channel.channel_id)
         return channel
+
+    def set_admin_rights(self, channel_id: int, user_id: int, rights: frozenset[str]) -> Channel:
+        """What channels.editAdmin does: ``user_id`` (a member) becomes an admin with these
+        rights, or a plain member again with none. The creator's rights cannot change."""
+        channel = self.require_channel(channel_id)
+        self.directory.require_account(user_id)
+        if user_id == channel.creator_id:
+            raise ValueError("the creator's rights cannot be changed")
+        if user_id not in channel.members:
+            raise ValueError(f"user {user_id} is not a member of channel {channel_id}")
+        if rights:
+            channel.admins[user_id] = rights
+        else:
+            channel.admins.pop(user_id, None)
+        self.state.journal.changed(CHANNELS_TABLE, channel.channel_id)
+        return channel
+
+    def require_channel(self, channel_id: int) -> Channel:
+        try:
+            return self.directory.channels[channel_id]
+        except KeyError:
+            raise KeyError(f"unknown channel {channel_id}") from None
+
+    def require_group(self, chat_id: int) -> Group:
+        try:
+            return self.directory.groups[chat_id]
+        except KeyError:
+            raise KeyError(f"unknown group {chat_id}") from None
+
+    def export_invite(self, chat: Channel | Group) -> str:
+        """The chat's primary invite link (t.me/+<hash>), made on first use."""
+        return self.chats.export_invite(chat)
 
     def set_password(self, user_id: int, password: str | None, hint: str | None = None) -> None:
         self.passwords.set_password(user_id, password, hint)
