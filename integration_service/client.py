@@ -154,25 +154,54 @@ class QrCode:
 
 
 class _Confirms:
-    """Publisher confirms of one channel, counted as they arrive (RabbitMQ numbers the
-    messages from 1 and may ack several at once with ``multiple``)."""
+    """Publisher confirms of one channel in confirm mode.
+
+    RabbitMQ numbers every publish on the channel from 1 and acks one tag, or with
+    ``multiple`` every tag up to one. Every publish is counted, not every job: with
+    ``task_send_sent_event`` Celery publishes each job's task-sent event on the same
+    producer, two publishes per job. (Counting jobs waited for half of the confirms; the
+    connection then closed under messages the broker had not confirmed, and a bulk send
+    lost its last job in one run of four.)
+    """
 
     def __init__(self, channel: Any) -> None:
         channel.confirm_select()
-        self.acked = 0
+        self.published = 0
+        self._acked_through = 0  # every tag up to here is acked (a ``multiple`` ack)
+        self._acked_singly: set[int] = set()
         self.nacked = 0
         channel.events["basic_ack"].add(self._ack)
         channel.events["basic_nack"].add(self._nack)
 
+    @property
+    def acked(self) -> int:
+        return self._acked_through + len(self._acked_singly)
+
     def _ack(self, delivery_tag: int, multiple: bool) -> None:
-        self.acked = max(self.acked, delivery_tag) if multiple else self.acked + 1
+        if multiple:
+            self._acked_through = max(self._acked_through, delivery_tag)
+            self._acked_singly = {t for t in self._acked_singly if t > self._acked_through}
+        elif delivery_tag > self._acked_through:
+            self._acked_singly.add(delivery_tag)
 
     def _nack(self, delivery_tag: int, multiple: bool) -> None:
         self.nacked += 1
 
-    def wait(self, connection: Any, count: int, timeout: float) -> None:
+    def counting(self, producer: Any) -> Any:
+        """``producer`` with every publish through it counted."""
+        publish = producer.publish
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.published += 1
+            return publish(*args, **kwargs)
+
+        producer.publish = counted
+        return producer
+
+    def wait(self, connection: Any, timeout: float) -> None:
+        """Until the broker confirmed every publish; PublishUnconfirmed if it did not."""
         deadline = time.monotonic() + timeout
-        while self.acked < count and not self.nacked:
+        while self.acked < self.published and not self.nacked:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -180,9 +209,9 @@ class _Confirms:
                 connection.drain_events(timeout=left)
             except TimeoutError:
                 break
-        if self.acked < count or self.nacked:
+        if self.acked < self.published or self.nacked:
             raise PublishUnconfirmed(
-                f"the broker confirmed {self.acked} of {count} messages "
+                f"the broker confirmed {self.acked} of {self.published} messages "
                 f"({self.nacked} refused) within {timeout:g}s"
             )
 
@@ -418,6 +447,17 @@ class IntegrationClient:
         return self._enqueue("tasks.validation.validate_session", key, {})
 
     @_reaching
+    def check_channel(
+        self, tenant_id: str, app_id: str, channel_id: str, *, refresh: bool = False
+    ) -> JobHandle:
+        """Enqueue the check of a connected channel with Telegram: ``mid`` for a new
+        connection (someone waits for it), ``low`` for a refresh."""
+        key = self._key(tenant_id, app_id)
+        self._require_usable_session(key)
+        task = "tasks.channels.refresh" if refresh else "tasks.channels.connect"
+        return self._enqueue(task, key, {"channel_id": str(channel_id)})
+
+    @_reaching
     def send_message(
         self,
         tenant_id: str,
@@ -525,7 +565,7 @@ class IntegrationClient:
         ):
             channel = connection.channel()
             confirmed = _Confirms(channel)
-            producer = Producer(channel)
+            producer = confirmed.counting(Producer(channel))
             for request in requests:
                 job_id = str(uuid.uuid4())
                 kwargs = request.job_kwargs()
@@ -537,6 +577,9 @@ class IntegrationClient:
                         kwargsrepr=repr({**kwargs, "text": f"<{len(request.text)} characters>"}),
                         argsrepr="()",
                         producer=producer,
+                        # A reconnect would carry on on a channel not in confirm mode:
+                        # fail instead (the caller's retry is idempotent).
+                        retry=False,
                         **destination,
                     )
                 handles.append(
@@ -549,7 +592,7 @@ class IntegrationClient:
                         request.idempotency_key,
                     )
                 )
-            confirmed.wait(connection, len(requests), timeout)
+            confirmed.wait(connection, timeout)
         return handles
 
     # Status and waiting ----------------------------------------------------------------
