@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 from telethon.tl import functions, types
+from telethon.tl.tlobject import TLObject
 
 from integration_service.emulator.rpc import CallContext, RpcError
 from integration_service.emulator.world import TelegramWorld
@@ -59,7 +60,10 @@ class Client:
         )
 
     async def call(self, request: Any) -> Any:
-        return await self.world.dispatch(request, self.ctx())
+        answer = await self.world.dispatch(request, self.ctx())
+        if isinstance(answer, TLObject):
+            bytes(answer)  # what the core would send: the TL schema's flags must hold
+        return answer
 
     async def fails(self, request: Any, code: int, message: str) -> RpcError:
         with pytest.raises(RpcError) as caught:

@@ -45,7 +45,9 @@ from tests.support.emulator_control import ControlError, EmulatorControl
 from tests.support.processes import celery_worker_args, stop_process, wait_for
 from tests.support.rabbitmq import busy_queues, private_vhost
 
-E2E_REDIS_DB = 11
+# The whole systems' Redis database; another one lets a second test session run beside
+# this one on the same Redis (a system's teardown flushes its database).
+E2E_REDIS_DB = int(os.environ.get("IS_TEST_E2E_REDIS_DB", "11"))
 # Short lease and liveness so a takeover after a worker dies happens within seconds, not
 # 90 s; jobs left in a dead worker's queue come back after 5 s.
 FAST_TAKEOVER = {
