@@ -69,6 +69,12 @@ beat_schedule = {
         # A sweep that waited a whole interval in the queue is superseded by the next.
         "options": {"expires": float(_settings.session_validation_interval)},
     },
+    "refresh-channels": {
+        "task": "tasks.channels.sweep",
+        # Checked every tenth of the interval, so no channel is much older than it.
+        "schedule": max(1.0, _settings.channel_refresh_interval / 10),
+        "options": {"expires": max(1.0, _settings.channel_refresh_interval / 10)},
+    },
     "prune-job-journal": {
         "task": "tasks.maintenance.prune_job_journal",
         "schedule": 3600.0,

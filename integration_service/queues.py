@@ -30,6 +30,9 @@ ROUTES_BY_FAMILY: dict[str, str] = {
     "tasks.reconnect.": MID,
     "tasks.validation.": LOW,
     "tasks.maintenance.": LOW,
+    # First match wins: a tenant waits for a connect; refreshes and their sweep are low.
+    "tasks.channels.connect": MID,
+    "tasks.channels.": LOW,
 }
 
 

@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     session_validation_interval: int = Field(default=300, ge=1, le=86400)
     session_stale_threshold: int = Field(default=3600, ge=1, le=30 * 86400)
     validation_batch_size: int = Field(default=500, ge=1, le=100000)
+    # Channels: how old a check may get before the sweep refreshes it, and how many one
+    # sweep enqueues.
+    channel_refresh_interval: int = Field(default=3600, ge=1, le=30 * 86400)
+    channel_refresh_batch: int = Field(default=500, ge=1, le=100000)
 
     # Session files (legacy import) and their permissions, as in the seeds.
     sessions_base_path: Path = Path("./.state/sessions")

@@ -1,5 +1,5 @@
 """Celery task shells, one module per job family; imported by the Celery app."""
 
-from tasks import connect, maintenance, messages, reconnect, validation
+from tasks import channels, connect, maintenance, messages, reconnect, validation
 
-__all__ = ["connect", "maintenance", "messages", "reconnect", "validation"]
+__all__ = ["channels", "connect", "maintenance", "messages", "reconnect", "validation"]

@@ -74,3 +74,17 @@ class TokenServiceUnavailable(ApiError):
 
     code = "jwks_unavailable"
     status = 503
+
+
+class ChannelNotReady(ApiError):
+    """The channel is not connected (still being checked, or its connect failed)."""
+
+    code = "channel_not_ready"
+    status = 409
+
+
+class ChannelPostForbidden(ApiError):
+    """Telegram would refuse the post: the account may not post in this chat."""
+
+    code = "channel_post_forbidden"
+    status = 403

@@ -10,6 +10,7 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from integration_service import inputs
+from integration_service.channels.targets import channel_target
 from integration_service.inputs import MAX_TEXT_LENGTH, InvalidInput
 from integration_service.store.records import IDENTIFIER_PATTERN
 
@@ -119,11 +120,21 @@ class Message(BaseModel):
     sent_at: datetime | None
 
 
-class ChannelBody(SendFields):
+class ChannelBody(Strict):
     account_id: str = Field(
         pattern=ACCOUNT_ID_PATTERN, description="the account or bot that posts to it"
     )
-    peer: str | int = Field(description="the channel or group: an @username or a marked id")
+    peer: str | int = Field(
+        description=(
+            "the channel or group: an @username or t.me/<username> link, an invite link "
+            "(t.me/+<hash>: the account joins by it) or a marked id (-100... channels)"
+        )
+    )
+
+    @field_validator("peer")
+    @classmethod
+    def _target(cls, value: object) -> object:
+        return _library_rule(channel_target, value)
 
 
 class ChannelSendBody(SendFields):
@@ -133,11 +144,36 @@ class ChannelSendBody(SendFields):
     )
 
 
+class ChannelRightsOut(BaseModel):
+    member: bool
+    creator: bool
+    admin: bool
+    can_post: bool = Field(description="whether the account may post in this chat")
+    admin_rights: list[str] = Field(description="chatAdminRights flags the account holds")
+
+
+class ChannelErrorOut(BaseModel):
+    code: str
+    detail: str | None
+
+
 class ChannelOut(BaseModel):
     id: str
     account_id: str
-    peer: str
+    peer: str = Field(description="what it was connected by: @username, +<invite hash> or id")
+    status: Literal["pending", "connected", "failed"] = Field(
+        description="pending until a worker has checked it with Telegram"
+    )
+    telegram_id: int | None = Field(description="Telegram's marked id of the chat")
+    kind: Literal["channel", "supergroup", "group"] | None
+    title: str | None
+    username: str | None
+    members_count: int | None
+    rights: ChannelRightsOut | None = Field(description="the account's rights at the last check")
+    error: ChannelErrorOut | None = Field(description="why it could not be connected")
+    checked_at: datetime | None = Field(description="the last answer from Telegram")
     created_at: datetime
+    updated_at: datetime
 
 
 class ChannelPage(BaseModel):

@@ -11,6 +11,7 @@ import click
 
 from integration_service.cli import budget
 from integration_service.cli.api import api, api_key
+from integration_service.cli.channels import channels
 from integration_service.cli.credentials import bot_login, code_login, password
 from integration_service.cli.database import migrate
 from integration_service.cli.emulator import emulator
@@ -59,6 +60,7 @@ for command in (
     relay,
     events,
     webhooks,
+    channels,
     api,
     api_key,
 ):

@@ -94,6 +94,16 @@ json_option = click.option(
 )
 
 
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...], headers: tuple[str, ...]) -> str:
+    """Rows as aligned text columns (None shows as "-")."""
+    cells = [[("-" if row.get(c) is None else str(row[c])) for c in columns] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    return "\n".join(
+        "  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip()
+        for line in [headers, *cells]
+    )
+
+
 def emit(data: dict[str, Any], text: str | Callable[[], str]) -> None:
     """Print ``data`` as JSON when --json was given, else the human ``text``."""
     if json_requested():

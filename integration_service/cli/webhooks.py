@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from integration_service.cli.output import CommandFailure, ExitCode, emit, guarded, json_option
+from integration_service.cli.output import (
+    CommandFailure,
+    ExitCode,
+    emit,
+    guarded,
+    json_option,
+    table,
+)
 from integration_service.cli.sessions import iso_utc
 from integration_service.cli.wiring import DATABASE, open_client
 
@@ -71,15 +78,6 @@ def _times(document: dict[str, Any]) -> dict[str, Any]:
 
 def _subscription_doc(subscription: Subscription) -> dict[str, Any]:
     return _times(subscription.as_dict())
-
-
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...], headers: tuple[str, ...]) -> str:
-    cells = [[("-" if row.get(c) is None else str(row[c])) for c in columns] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    return "\n".join(
-        "  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip()
-        for line in [headers, *cells]
-    )
 
 
 @click.group("webhooks")
@@ -148,7 +146,7 @@ def list_subscriptions(tenant_id: str, as_json: bool) -> None:
     emit(
         {"tenant_id": tenant, "count": len(found), "subscriptions": found},
         lambda: (
-            _table(
+            table(
                 found,
                 ("id", "url", "events", "max_in_flight", "state"),
                 ("ID", "URL", "EVENTS", "MAX IN FLIGHT", "STATE"),
@@ -288,7 +286,7 @@ def deliveries(
         if not rows:
             return f"no webhook deliveries for tenant {tenant}"
         lines = [
-            _table(
+            table(
                 rows,
                 (
                     "id",

@@ -24,6 +24,8 @@ MESSAGE_SENT = "message.sent"
 MESSAGE_FAILED = "message.failed"
 SESSION_STATE_CHANGED = "session.state_changed"
 GAP = "gap"
+# Written by the channels package when a check finds the account's rights changed.
+CHANNEL_RIGHTS_CHANGED = "channel.rights_changed"
 
 EVENT_TYPES = frozenset(
     {
@@ -34,6 +36,7 @@ EVENT_TYPES = frozenset(
         MESSAGE_FAILED,
         SESSION_STATE_CHANGED,
         GAP,
+        CHANNEL_RIGHTS_CHANGED,
     }
 )
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import Counter
-from telethon import TelegramClient, functions, types
+from telethon import TelegramClient, functions, types, utils
 from telethon import errors as tg
 
 from integration_service import inputs
+from integration_service.channels.store import ChannelStore
 from integration_service.errors import PermanentError, ServiceError
 from integration_service.inputs import SendRequest
 from integration_service.messaging.pacing import Pacer
 from integration_service.messaging.random_ids import payload_digest, random_id_for
 from integration_service.runtime.session_runtime import SessionRuntime
 from integration_service.sessions.validation import record_terminal
+from integration_service.store import SessionKey
 from integration_service.store.outbox import OutboxEntry, OutboxStore
 from integration_service.telegram.error_mapping import to_service_error
 from integration_service.telegram.errors import SessionTerminated
@@ -75,6 +77,21 @@ async def _input_peer(client: TelegramClient, peer: inputs.Peer) -> types.TypeIn
             # Basic groups need no access hash.
             return types.InputPeerChat(chat_id=-peer.peer_id)
         raise PeerNotFound(f"peer {peer} is not known to this account") from None
+
+
+def _known_peer(
+    runtime: SessionRuntime, key: SessionKey, peer: inputs.Peer
+) -> types.InputPeerChannel | None:
+    """A channel this account connected (telegram_channels keeps its access hash): sent to
+    by id even when the worker's client has never seen it (a fresh worker, a session that
+    does not listen and so keeps no entities)."""
+    if peer.peer_id is None:
+        return None
+    channel_id, kind = utils.resolve_id(peer.peer_id)
+    if kind is not types.PeerChannel:
+        return None
+    access_hash = ChannelStore(runtime.engine).access_hash(key, peer.peer_id)
+    return None if access_hash is None else types.InputPeerChannel(channel_id, access_hash)
 
 
 def _message_id(result: object, random_id: int) -> int | None:
@@ -144,7 +161,15 @@ def send_message(
     kind = "account"
     try:
         with runtime.session(key) as active:
-            input_peer = active.call(lambda client: _input_peer(client, peer))
+            try:
+                input_peer: types.TypeInputPeer = active.call(
+                    lambda client: _input_peer(client, peer)
+                )
+            except PeerNotFound:
+                known = _known_peer(runtime, key, peer)
+                if known is None:
+                    raise
+                input_peer = known
             if pacer is not None:
                 is_group = isinstance(input_peer, types.InputPeerChat | types.InputPeerChannel)
                 pacer.reserve(key, str(peer), is_group=is_group)

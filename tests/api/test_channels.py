@@ -1,6 +1,7 @@
-"""Channels over HTTP: connect one to an account by its peer, list, show, post to it,
-remove it; bad input changes nothing; and tenants are kept apart by the database itself
-(the tenant role under row-level security), not only by the routes."""
+"""Channels over HTTP without a worker: connecting answers pending, a pending channel is
+not posted to, list, show, remove; bad input changes nothing; and tenants are kept apart
+by the database itself (the tenant role under row-level security), not only by the
+routes. (Checked with Telegram: test_channel_rights.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
 from integration_service.api.tenant_db import TenantEngine
-from integration_service.channels import ChannelStore
-from integration_service.inputs import peer
+from integration_service.channels import ChannelStore, channel_target
 from tests.api.conftest import AccountMaker, KeyMaker
 from tests.support.api_process import ApiProcess
 from tests.support.system import SystemUnderTest
@@ -41,13 +41,14 @@ def test_connect_list_show_post_and_remove(
     made = api.call(
         "POST", f"{T}/channels", token=key, body={"account_id": "poster", "peer": "@News_Room"}
     )
-    assert made.status == 201, made.body
+    assert made.status == 202, made.body
     assert made.body["account_id"] == "poster" and made.body["peer"] == "@news_room"
+    assert made.body["status"] == "pending" and made.body["rights"] is None
     channel_id = made.body["id"]
     by_id = api.call(
         "POST", f"{T}/channels", token=key, body={"account_id": "other-poster", "peer": -100777}
     )
-    assert by_id.status == 201 and by_id.body["peer"] == "-100777", by_id.body
+    assert by_id.status == 202 and by_id.body["peer"] == "-100777", by_id.body
 
     # Connecting the same peer to the same account again names the existing channel.
     again = api.call(
@@ -68,17 +69,19 @@ def test_connect_list_show_post_and_remove(
     only = api.call("GET", f"{T}/channels?account_id=other-poster", token=key)
     assert [c["id"] for c in only.body["items"]] == [by_id.body["id"]]
 
-    # A post is a send of the channel's account to the channel's peer.
+    # Until a worker has checked it with Telegram, nothing is posted to it.
     posted = api.call(
         "POST",
         f"{T}/channels/{channel_id}/send",
         token=key,
         body={"text": "to the channel", "idempotency_key": "chan-post-1"},
     )
-    assert posted.status == 202, posted.body
-    assert posted.body["account_id"] == "poster" and posted.body["idempotency_key"] == "chan-post-1"
-    message = api.call("GET", f"{T}/messages/{posted.body['id']}", token=key)
-    assert message.status == 200 and message.body["account_id"] == "poster"
+    assert posted.status == 409 and posted.code == "channel_not_ready", posted.body
+    with system.engine.connect() as conn:
+        recorded = conn.execute(
+            text("SELECT count(*) FROM api_messages WHERE tenant_id = :t"), {"t": A}
+        ).scalar_one()
+    assert recorded == 0
 
     removed = api.call("DELETE", f"{T}/channels/{channel_id}", token=key)
     assert removed.status == 204
@@ -92,6 +95,9 @@ def test_connect_list_show_post_and_remove(
     [
         ({"account_id": "poster-x", "peer": "@no"}, "peer"),  # a username of 2 letters
         ({"account_id": "poster-x", "peer": 0}, "peer"),
+        ({"account_id": "poster-x", "peer": 777000}, "peer"),  # a user, not a chat
+        ({"account_id": "poster-x", "peer": "https://t.me/+bad hash"}, "peer"),
+        ({"account_id": "poster-x", "peer": "https://example.com/chan"}, "peer"),
         ({"account_id": "bad id!", "peer": "@fine_name"}, "account_id"),
         ({"account_id": "poster-x"}, "peer"),
         ({"account_id": "poster-x", "peer": "@fine_name", "title": "x"}, "title"),
@@ -143,7 +149,7 @@ def test_the_database_keeps_tenants_channels_apart(
     scoped = TenantEngine(system.engine)
     store = ChannelStore(scoped.engine)
     with scoped.scoped(A):
-        mine = store.connect(A, "rls-poster", peer("@rls_channel"))
+        mine = store.connect(A, "rls-poster", channel_target("@rls_channel"))
     with scoped.scoped(B):
         # B sees none of A's rows, even by id, and cannot remove them.
         assert store.get(mine.id) is None

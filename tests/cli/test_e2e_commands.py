@@ -245,3 +245,47 @@ def test_unknown_session_and_tenant_exit_3(system: SystemUnderTest) -> None:
         result = cli(system, *args)
         assert result.exit_code == ExitCode.NOT_FOUND, (args, result.output)
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_channels_connect_list_get_refresh_delete(
+    system: SystemUnderTest, users: list[Provisioned], worker: WorkerProcess
+) -> None:
+    account = users[0]
+    owner = system.control.create_user(random_phone(), "Chan Owner")
+    news = system.control.call(
+        "POST",
+        "/channels",
+        {
+            "creator_id": owner["user_id"],
+            "title": "CLI News",
+            "username": "cli_news_chan",
+            "admin_ids": [account.user_id],
+        },
+    )
+    app_id = account.key.app_id
+    made = cli(
+        system, "channels", "connect", TENANT, app_id, "@cli_news_chan", "--wait", "60", "--json"
+    )
+    assert made.exit_code == ExitCode.OK, made.output
+    channel = as_json(made)
+    assert channel["status"] == "connected" and channel["title"] == "CLI News", channel
+    assert channel["telegram_id"] == int(f"-100{news['channel_id']}")
+    assert channel["rights"]["can_post"] is True  # type: ignore[index]
+    shown = cli(system, "channels", "get", TENANT, str(channel["id"]))
+    assert shown.exit_code == ExitCode.OK and "admin, may post" in shown.stdout, shown.output
+    listed = cli(system, "channels", "list", TENANT, "--json")
+    assert [c["id"] for c in as_json(listed)["channels"]] == [channel["id"]]  # type: ignore[attr-defined]
+    refreshed = cli(system, "channels", "refresh", TENANT, str(channel["id"]), "--json")
+    assert refreshed.exit_code == ExitCode.OK and as_json(refreshed)["job_id"], refreshed.output
+    # Bad input exits 2 and stores nothing; unknown names exit 3.
+    bad = cli(system, "channels", "connect", TENANT, app_id, "t.me/+bad hash")
+    assert bad.exit_code == ExitCode.USAGE and "peer" in bad.output, bad.output
+    nobody = cli(system, "channels", "connect", TENANT, "no-such-account", "@cli_news_chan")
+    assert nobody.exit_code == ExitCode.NOT_FOUND, nobody.output
+    other_tenant = cli(system, "channels", "get", "tenant-cli-other", str(channel["id"]))
+    assert other_tenant.exit_code == ExitCode.NOT_FOUND, other_tenant.output
+    assert len(as_json(cli(system, "channels", "list", TENANT, "--json"))["channels"]) == 1  # type: ignore[arg-type]
+    removed = cli(system, "channels", "delete", TENANT, str(channel["id"]))
+    assert removed.exit_code == ExitCode.OK, removed.output
+    again = cli(system, "channels", "delete", TENANT, str(channel["id"]))
+    assert again.exit_code == ExitCode.NOT_FOUND, again.output

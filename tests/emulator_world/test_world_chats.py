@@ -245,3 +245,26 @@ def test_admin_rights_are_checked_and_kept_for_members_only() -> None:
         s.world.set_admin_rights(news.channel_id, s.owner_id, frozenset())
     with pytest.raises(KeyError):
         s.world.set_admin_rights(1, s.member_id, frozenset())
+
+
+def test_get_channels_needs_the_callers_own_access_hash() -> None:
+    async def scenario() -> None:
+        s = await _scene()
+        news = s.world.create_channel("News", s.owner_id, {s.member_id}, username="news_gc")
+        found = await s.member.call(
+            functions.channels.GetChannelsRequest([_input_channel(s.world, news, s.member_id)])
+        )
+        assert [c.id for c in found.chats] == [news.channel_id]
+        for access_hash in (
+            0,
+            s.world.directory.access_hash(s.owner_id, "channel", news.channel_id),
+        ):
+            await s.member.fails(
+                functions.channels.GetChannelsRequest(
+                    [types.InputChannel(news.channel_id, access_hash)]
+                ),
+                400,
+                "CHANNEL_INVALID",
+            )
+
+    run(scenario())

@@ -1,11 +1,12 @@
 """Channels and groups (seed 004's ``/api/integrations/telegram/channels``): connect one to
-an account or bot by its peer, list, show, remove, and post to it.
+an account or bot by @username, invite link or id, list, show, refresh, remove, and post
+to it.
 
 Every statement runs as the tenant (``TenantEngine``): row-level security keeps one
-tenant's channels from another's, in reads and in writes. Until channels are resolved and
-their rights checked (the resources issue), connecting records the account and peer; a
-post goes out as a send of that account to that peer, with its outcome at
-``GET .../messages/{id}``.
+tenant's channels from another's, in reads and in writes. Connecting answers 202 with the
+channel ``pending``: a worker resolves it with the account's own client and records what
+Telegram says (the chat, and the account's rights in it); ``GET`` shows the outcome. A post
+is refused before anything is sent when the account may not post there.
 """
 
 from __future__ import annotations
@@ -16,36 +17,54 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from integration_service import inputs
 from integration_service.api import reads
 from integration_service.api.auth import Principal
 from integration_service.api.context import ApiContext
 from integration_service.api.deps import caller, context
-from integration_service.api.errors import ResourceNotFound
+from integration_service.api.errors import ChannelNotReady, ChannelPostForbidden, ResourceNotFound
 from integration_service.api.models import (
     ACCOUNT_ID_PATTERN,
     ChannelBody,
+    ChannelErrorOut,
     ChannelOut,
     ChannelPage,
+    ChannelRightsOut,
     ChannelSendBody,
+    JobAccepted,
     MessageAccepted,
     SendBody,
 )
 from integration_service.api.problems import problem_responses
 from integration_service.api.routes import messages
+from integration_service.api.routes.accounts import job_accepted
 from integration_service.api.routes.common import TELEGRAM, answer, rate_limit_headers
-from integration_service.channels import Channel, ChannelStore
+from integration_service.channels import Channel, ChannelStore, channel_target
 
 router = APIRouter(prefix=f"{TELEGRAM}/channels", tags=["channels"], responses=problem_responses())
 Context = Annotated[ApiContext, Depends(context)]
 
 
 def _out(channel: Channel) -> ChannelOut:
+    rights = channel.rights
     return ChannelOut(
         id=str(channel.id),
         account_id=channel.account_id,
         peer=channel.peer,
+        status=channel.status,  # type: ignore[arg-type]  # the table's CHECK holds it
+        telegram_id=channel.telegram_id,
+        kind=channel.kind,  # type: ignore[arg-type]
+        title=channel.title,
+        username=channel.username,
+        members_count=channel.members_count,
+        rights=None if rights is None else ChannelRightsOut(**rights.as_dict()),
+        error=(
+            None
+            if channel.error_code is None
+            else ChannelErrorOut(code=channel.error_code, detail=channel.error_detail)
+        ),
+        checked_at=channel.checked_at,
         created_at=channel.created_at,
+        updated_at=channel.updated_at,
     )
 
 
@@ -61,7 +80,7 @@ def _channel(ctx: ApiContext, tenant_id: str, channel_id: uuid.UUID) -> Channel:
     return found
 
 
-@router.post("", status_code=201, response_model=ChannelOut)
+@router.post("", status_code=202, response_model=ChannelOut)
 def connect_channel(
     body: ChannelBody,
     request: Request,
@@ -70,13 +89,21 @@ def connect_channel(
 ) -> JSONResponse:
     # The account must be the caller's (404 otherwise, as for any other tenant's id).
     reads.get_account(ctx.reader, principal.tenant_id, body.account_id)
-    peer = inputs.peer(body.peer)
+    target = channel_target(body.peer)
 
     def connect() -> ChannelOut:
         with ctx.tenant_engine.scoped(principal.tenant_id):
-            return _out(_store(ctx).connect(principal.tenant_id, body.account_id, peer))
+            channel = _store(ctx).connect(principal.tenant_id, body.account_id, target)
+        try:
+            ctx.client.check_channel(principal.tenant_id, body.account_id, str(channel.id))
+        except BaseException:
+            # No job will ever check it: not left pending (the caller's retry connects).
+            with ctx.tenant_engine.scoped(principal.tenant_id):
+                _store(ctx).remove(channel.id)
+            raise
+        return _out(channel)
 
-    return answer(request, ctx, principal.tenant_id, body, connect, status=201)
+    return answer(request, ctx, principal.tenant_id, body, connect, status=202)
 
 
 @router.get("", response_model=ChannelPage)
@@ -117,6 +144,48 @@ def remove_channel(
     return Response(status_code=204, headers=rate_limit_headers(request))
 
 
+@router.post("/{channel_id}/refresh", status_code=202, response_model=JobAccepted)
+def refresh_channel(
+    channel_id: uuid.UUID,
+    request: Request,
+    ctx: Context,
+    principal: Annotated[Principal, Depends(caller("channels:write"))],
+) -> JSONResponse:
+    """Check the channel with Telegram again now (the ``low`` refresh, out of turn)."""
+    channel = _channel(ctx, principal.tenant_id, channel_id)
+
+    def refresh() -> JobAccepted:
+        handle = ctx.client.check_channel(
+            principal.tenant_id, channel.account_id, str(channel.id), refresh=True
+        )
+        return job_accepted(handle)
+
+    return answer(request, ctx, principal.tenant_id, None, refresh)
+
+
+def _postable(channel: Channel) -> str:
+    """The peer a post goes to; refused (nothing sent) when Telegram would refuse it."""
+    if channel.status != "connected" or channel.telegram_id is None:
+        if channel.status == "failed":
+            raise ChannelNotReady(
+                f"channel {channel.id} could not be connected ({channel.error_code}): "
+                "connect it again"
+            )
+        raise ChannelNotReady(f"channel {channel.id} is still being checked with Telegram")
+    rights = channel.rights
+    if rights is None or not rights.can_post:
+        if rights is None or not rights.member:
+            why = "is not a member of it"
+        elif channel.kind == "channel":
+            why = "is no admin with the right to post (post_messages)"
+        else:
+            why = "may not send messages there"
+        raise ChannelPostForbidden(
+            f"account {channel.account_id} may not post in {channel.title!r}: it {why}"
+        )
+    return f"@{channel.username}" if channel.username else str(channel.telegram_id)
+
+
 @router.post("/{channel_id}/send", status_code=202, response_model=MessageAccepted)
 def send_to_channel(
     channel_id: uuid.UUID,
@@ -126,5 +195,6 @@ def send_to_channel(
     principal: Annotated[Principal, Depends(caller("send"))],
 ) -> JSONResponse:
     channel = _channel(ctx, principal.tenant_id, channel_id)
-    send = SendBody(peer=channel.peer, text=body.text, idempotency_key=body.idempotency_key)
+    peer = _postable(channel)
+    send = SendBody(peer=peer, text=body.text, idempotency_key=body.idempotency_key)
     return messages.send(channel.account_id, send, request, ctx, principal)

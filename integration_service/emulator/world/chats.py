@@ -5,6 +5,8 @@
   Anyone may ask about themselves; in a broadcast channel only admins see other
   members (CHAT_ADMIN_REQUIRED), as Telegram hides a channel's subscribers. Someone not
   in the channel is USER_NOT_PARTICIPANT.
+- ``channels.getChannels`` (core.telegram.org/method/channels.getChannels): channels by
+  id with the caller's own access hash.
 - ``channels.getFullChannel`` (core.telegram.org/method/channels.getFullChannel) and
   ``messages.getFullChat`` (core.telegram.org/method/messages.getFullChat): the full
   info with ``participants_count``; a basic group's participant list names its creator.
@@ -99,13 +101,27 @@ class ChatMethods:
                 date=joined,
                 admin_rights=tl_admin_rights(rights),
                 can_edit=viewer.user_id == channel.creator_id or None,
+                # TL: self and inviter_id share flags.1: the caller's own record names who
+                # invited it.
                 is_self=user_id == viewer.user_id or None,
+                inviter_id=channel.creator_id if user_id == viewer.user_id else None,
             )
         if user_id == viewer.user_id:
             return types.ChannelParticipantSelf(
                 user_id=user_id, inviter_id=channel.creator_id, date=joined
             )
         return types.ChannelParticipant(user_id=user_id, date=joined)
+
+    async def get_channels(
+        self, request: functions.channels.GetChannelsRequest, ctx: CallContext, viewer: Account
+    ) -> types.messages.Chats:
+        """channels.getChannels: each inputChannel with the caller's own access hash (a
+        wrong or zero hash is CHANNEL_INVALID, as readable_channel says)."""
+        directory = self._state.directory
+        found = [readable_channel(directory, wanted, viewer) for wanted in request.id]
+        return types.messages.Chats(
+            chats=[tl_channel(directory, channel, viewer.user_id) for channel in found]
+        )
 
     async def get_full_channel(
         self, request: functions.channels.GetFullChannelRequest, ctx: CallContext, viewer: Account

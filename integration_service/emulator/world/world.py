@@ -140,6 +140,7 @@ class TelegramWorld(WorldControl):
             functions.updates.GetChannelDifferenceRequest: self.differences.get_channel_difference,
             functions.contacts.ResolveUsernameRequest: self.messaging.resolve_username,
             functions.messages.SendMessageRequest: self.messaging.send_message,
+            functions.channels.GetChannelsRequest: self.chats.get_channels,
             functions.channels.GetParticipantRequest: self.chats.get_participant,
             functions.channels.GetFullChannelRequest: self.chats.get_full_channel,
             functions.messages.GetFullChatRequest: self.chats.get_full_chat,
