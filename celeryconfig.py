@@ -80,6 +80,11 @@ beat_schedule = {
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
+    "prune-audit-trail": {
+        "task": "tasks.maintenance.prune_audit",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
     "prune-event-log": {
         "task": "tasks.maintenance.prune_events",
         "schedule": 3600.0,

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     placement_interval: float = Field(default=5.0, gt=0, le=300)
     placement_batch: int = Field(default=50, ge=1, le=10000)
     event_retention_days: int = Field(default=7, ge=1, le=365)
+    # The audit trail (integration_logs) is kept longer than events: it answers "who did
+    # this" after the fact.
+    audit_retention_days: int = Field(default=90, ge=1, le=3650)
     # The relay's poll period when the log has nothing new to publish.
     relay_poll_interval: float = Field(default=0.2, gt=0, le=60)
     relay_batch: int = Field(default=500, ge=1, le=10000)

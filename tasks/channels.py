@@ -34,7 +34,8 @@ def _check(task: SessionTask, tenant_id: str, app_id: str, channel_id: str) -> d
         channel = uuid.UUID(str(channel_id))
     except ValueError:
         raise inputs.InvalidInput("channel_id", "is not a UUID") from None
-    return asdict(check_channel(task.runtime, key, channel))
+    actor = f"job:{task.request.id}"
+    return asdict(check_channel(task.runtime, key, channel, actor=actor))
 
 
 @app.task(name="tasks.channels.connect", base=ConnectChannelTask, bind=True)

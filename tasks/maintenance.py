@@ -55,6 +55,16 @@ def prune_job_journal(self: ServiceTask) -> dict[str, int]:
     return {"deleted": runtime.journal.prune(retention)}
 
 
+@app.task(name="tasks.maintenance.prune_audit", base=ServiceTask, bind=True)
+def prune_audit(self: ServiceTask) -> dict[str, int]:
+    """Delete audit rows older than AUDIT_RETENTION_DAYS (beat runs it hourly)."""
+    from integration_service import audit
+
+    runtime = get_runtime()
+    retention = timedelta(days=runtime.settings.audit_retention_days)
+    return {"deleted": audit.prune(runtime.engine, retention)}
+
+
 @app.task(name="tasks.maintenance.prune_events", base=ServiceTask, bind=True)
 def prune_events(self: ServiceTask) -> dict[str, int]:
     """Delete events older than EVENT_RETENTION_DAYS from the log (beat runs it hourly)."""

@@ -16,6 +16,7 @@ from integration_service.api.context import ApiContext
 from integration_service.api.middleware import BodyLimit, RequestMetrics, RequestTracing
 from integration_service.api.routes import (
     accounts,
+    audit,
     bots,
     channels,
     events,
@@ -56,7 +57,17 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
         redoc_url=None,
     )
     problems.install(app)
-    for module in (logins, accounts, bots, channels, messages, webhooks, events, operations):
+    for module in (
+        logins,
+        accounts,
+        bots,
+        channels,
+        messages,
+        webhooks,
+        events,
+        audit,
+        operations,
+    ):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

@@ -10,43 +10,55 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from integration_service import audit
 from integration_service.api.auth import Principal
 
 CHANGES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-ACTION_LIMIT = 64
+# Path parameters naming what a call acts on, in the order the target is taken from.
+TARGET_PARAMS = (
+    ("channel_id", "channel"),
+    ("subscription_id", "subscription"),
+    ("delivery_id", "delivery"),
+    ("login_id", "login"),
+    ("key_id", "api_key"),
+    ("account_id", "account"),
+    ("bot_id", "account"),
+)
 logger = structlog.get_logger(__name__)
+
+
+def target_of(path_params: dict[str, Any]) -> str | None:
+    for name, kind in TARGET_PARAMS:
+        value = path_params.get(name)
+        if value is not None:
+            return f"{kind}:{value}"
+    return None
 
 
 def record(
     engine: Engine,
     principal: Principal,
     action: str,
-    account_id: str | None,
+    path_params: dict[str, Any],
     status_code: int,
     error_code: str | None,
 ) -> None:
-    details: dict[str, Any] = {"actor": principal.actor, "status_code": status_code}
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO integration_logs (tenant_id, app_id, action, status, details, "
-                "error_message) VALUES (:t, :a, :action, :status, CAST(:details AS jsonb), "
-                ":error)"
-            ),
-            {
-                "t": principal.tenant_id,
-                "a": account_id,
-                "action": action[:ACTION_LIMIT],
-                "status": "success" if status_code < 400 else "error",
-                "details": json.dumps(details),
-                "error": error_code,
-            },
-        )
+    account = path_params.get("account_id") or path_params.get("bot_id")
+    audit.record(
+        engine,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action=action,
+        ok=status_code < 400,
+        target=target_of(path_params),
+        app_id=None if account is None else str(account),
+        error=error_code,
+        details={"status_code": status_code},
+    )
 
 
 class AuditTrail:
@@ -77,10 +89,10 @@ class AuditTrail:
             if isinstance(principal, Principal):
                 route = scope.get("route")
                 action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
-                account = scope.get("path_params", {}).get("account_id")
+                params = dict(scope.get("path_params", {}))
                 try:
                     await run_in_threadpool(
-                        record, self.engine_of(), principal, action, account, status, error_code
+                        record, self.engine_of(), principal, action, params, status, error_code
                     )
                 except Exception as error:  # noqa: BLE001 - the answer is sent already
                     logger.error("api_audit_failed", action=action, error=type(error).__name__)

@@ -50,8 +50,11 @@ class ChannelCheck:
     error_code: str | None = None
 
 
-def check_channel(runtime: SessionRuntime, key: SessionKey, channel_id: uuid.UUID) -> ChannelCheck:
-    """Check channel ``channel_id`` of account ``key`` (the job's session)."""
+def check_channel(
+    runtime: SessionRuntime, key: SessionKey, channel_id: uuid.UUID, *, actor: str = "worker"
+) -> ChannelCheck:
+    """Check channel ``channel_id`` of account ``key`` (the job's session); ``actor``
+    names the job in the audit trail."""
     store = ChannelStore(runtime.engine)
     channel = store.get(channel_id)
     if channel is None or channel.key != key:
@@ -70,11 +73,11 @@ def check_channel(runtime: SessionRuntime, key: SessionKey, channel_id: uuid.UUI
             # the next refresh asks again (a scheduled check is not dead-lettered).
             logger.warning("channel_unchecked", channel=str(channel_id), error_code=error.code)
             return _counted(ChannelCheck(str(channel_id), "unchecked", error_code=error.code))
-        store.fail(channel_id, error.code, error.detail)
+        store.fail(channel_id, error.code, error.detail, actor=actor)
         logger.info("channel_failed", channel=str(channel_id), error_code=error.code)
         return _counted(ChannelCheck(str(channel_id), "failed", error_code=error.code))
     if facts is None:
-        return _record_lost(store, channel)
+        return _record_lost(store, channel, actor)
     try:
         recorded = store.record(
             channel_id,
@@ -85,11 +88,12 @@ def check_channel(runtime: SessionRuntime, key: SessionKey, channel_id: uuid.UUI
             username=facts.username,
             members_count=facts.members_count,
             rights=facts.rights,
+            actor=actor,
         )
     except PermanentError as error:
         # Told apart by code: another name of a chat the account has (channel_exists),
         # or what Telegram said that the table cannot hold. Never left pending.
-        store.fail(channel_id, error.code, error.detail)
+        store.fail(channel_id, error.code, error.detail, actor=actor)
         return _counted(ChannelCheck(str(channel_id), "failed", error_code=error.code))
     if recorded is None:
         return _counted(ChannelCheck(str(channel_id), "gone"))
@@ -113,7 +117,7 @@ def _ask(runtime: SessionRuntime, channel: Channel, *, refresh: bool) -> Channel
         return active.call(lambda client: inspect(client, target))
 
 
-def _record_lost(store: ChannelStore, channel: Channel) -> ChannelCheck:
+def _record_lost(store: ChannelStore, channel: Channel, actor: str) -> ChannelCheck:
     """The account can no longer see the chat: the channel stays, with no rights."""
     assert channel.telegram_id is not None and channel.kind is not None
     recorded = store.record(
@@ -125,6 +129,7 @@ def _record_lost(store: ChannelStore, channel: Channel) -> ChannelCheck:
         username=channel.username,
         members_count=channel.members_count,
         rights=NO_RIGHTS,
+        actor=actor,
     )
     if recorded is None:
         return _counted(ChannelCheck(str(channel.id), "gone"))

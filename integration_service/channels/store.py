@@ -204,6 +204,7 @@ class ChannelStore:
         username: str | None,
         members_count: int | None,
         rights: Rights,
+        actor: str = "worker",
     ) -> Recorded | None:
         """Store what Telegram said (the channel is ``connected``). A change of rights
         after an earlier check writes one ``channel.rights_changed`` event in the same
@@ -211,6 +212,7 @@ class ChannelStore:
         account has this chat as another channel already (that one is named)."""
         try:
             with self._guard.transaction(self._engine, "record channel") as conn:
+                _act_as(conn, actor)
                 before_row = conn.execute(
                     text(f"SELECT {COLUMNS} FROM telegram_channels WHERE id = :id FOR UPDATE"),
                     {"id": channel_id},
@@ -267,9 +269,12 @@ class ChannelStore:
             ).scalar_one()
         raise ChannelExists(str(other), channel.account_id, channel.peer)
 
-    def fail(self, channel_id: uuid.UUID, code: str, detail: str) -> Channel | None:
+    def fail(
+        self, channel_id: uuid.UUID, code: str, detail: str, *, actor: str = "worker"
+    ) -> Channel | None:
         """A channel that could not be connected: ``failed`` with Telegram's reason."""
         with self._guard.transaction(self._engine, "fail channel") as conn:
+            _act_as(conn, actor)
             row = conn.execute(
                 text(
                     "UPDATE telegram_channels SET status = 'failed', error_code = :code, "
@@ -293,6 +298,11 @@ class ChannelStore:
                 {"before": checked_before, "limit": limit},
             ).all()
         return [_channel(row) for row in rows]
+
+
+def _act_as(conn: Connection, actor: str) -> None:
+    """Who this transaction acts for: the audit trigger of telegram_channels reads it."""
+    conn.execute(text("SELECT set_config('app.actor', :actor, true)"), {"actor": actor})
 
 
 def _rights_event(conn: Connection, before: Channel, after: Channel) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.output import CommandFailure, ExitCode, emit, guarded, json_option
 from integration_service.cli.sessions import iso_utc
 from integration_service.cli.wiring import DATABASE, open_client
@@ -80,6 +81,7 @@ def api_key() -> None:
 )
 @click.option("--name", default="api key", show_default=True, help="What the key is for.")
 @json_option
+@audited("api-key create")
 @guarded
 def create(tenant_id: str, scopes: tuple[str, ...], name: str, as_json: bool) -> None:
     """Create a key and print it once: store it now, it cannot be shown again."""
@@ -121,6 +123,7 @@ def list_keys(tenant_id: str, as_json: bool) -> None:
 @click.option("--tenant", "tenant_id", required=True)
 @click.argument("key_id", type=click.UUID)
 @json_option
+@audited("api-key revoke")
 @guarded
 def revoke(tenant_id: str, key_id: uuid.UUID, as_json: bool) -> None:
     """Revoke a key: every API process refuses it within 5 seconds."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.output import CommandFailure, ExitCode, emit, guarded, json_option
 from integration_service.cli.sessions import iso_utc
 from integration_service.cli.wiring import DATABASE, EVERYTHING, open_client
@@ -102,6 +103,7 @@ def channels() -> None:
 @click.argument("peer")
 @click.option("--wait", "wait_seconds", type=float, default=None, help="Wait for the check.")
 @json_option
+@audited("channels connect")
 @guarded
 def connect(
     tenant_id: str, account_id: str, peer: str, wait_seconds: float | None, as_json: bool
@@ -184,6 +186,7 @@ def get(tenant_id: str, channel_id: uuid.UUID, as_json: bool) -> None:
 @click.argument("tenant_id")
 @click.argument("channel_id", type=click.UUID)
 @json_option
+@audited("channels refresh")
 @guarded
 def refresh(tenant_id: str, channel_id: uuid.UUID, as_json: bool) -> None:
     """Check a channel with Telegram again now (the low refresh, out of turn)."""
@@ -201,6 +204,7 @@ def refresh(tenant_id: str, channel_id: uuid.UUID, as_json: bool) -> None:
 @click.argument("tenant_id")
 @click.argument("channel_id", type=click.UUID)
 @json_option
+@audited("channels delete")
 @guarded
 def delete(tenant_id: str, channel_id: uuid.UUID, as_json: bool) -> None:
     """Remove a channel (the account stays in the chat at Telegram)."""

@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.login_output import report_step
 from integration_service.cli.output import CommandFailure, ExitCode, guarded, json_option
 from integration_service.cli.wiring import EVERYTHING, open_client
@@ -90,6 +91,7 @@ def read_stdin_line() -> str:
 )
 @timeout_option
 @json_option
+@audited("code-login")
 @guarded
 def code_login(
     tenant_id: str,
@@ -130,6 +132,7 @@ def code_login(
 @inline_secret_guard
 @timeout_option
 @json_option
+@audited("password")
 @guarded
 def password(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None:
     """Submit the 2FA password of a login that needs one.
@@ -155,6 +158,7 @@ def password(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None
 @inline_secret_guard
 @timeout_option
 @json_option
+@audited("bot-login")
 @guarded
 def bot_login(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None:
     """Connect a bot by its token (from a hidden prompt or stdin; never an argument)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.login_output import report_step, step_document, step_text
 from integration_service.cli.output import (
     ExitCode,
@@ -106,6 +107,7 @@ def _wait_for_scan(
     help="Seconds to wait for the QR (and, with --wait, for the scan).",
 )
 @json_option
+@audited("qr-login")
 @guarded
 def qr_login(
     tenant_id: str, app_id: str, png: Path | None, wait: bool, timeout: float, as_json: bool
@@ -148,6 +150,7 @@ def qr_login(
     help="Seconds to wait for the login to end.",
 )
 @json_option
+@audited("finalize")
 @guarded
 def finalize(tenant_id: str, app_id: str, timeout: float, as_json: bool) -> None:
     """Wait until the login in progress ends; print the final state.

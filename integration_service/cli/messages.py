@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.output import ExitCode, emit, finish, guarded, json_option
 from integration_service.cli.wiring import EVERYTHING, open_client
 
@@ -41,6 +42,7 @@ def _sent_text(document: dict[str, Any]) -> str:
     help="Seconds to wait with --wait.",
 )
 @json_option
+@audited("send")
 @guarded
 def send(
     tenant_id: str,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.output import (
     CommandFailure,
     ExitCode,
@@ -61,6 +62,7 @@ def health(timeout: float, as_json: bool) -> None:
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for the verdict.")
 @click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=60.0, show_default=True)
 @json_option
+@audited("validate")
 @guarded
 def validate(tenant_id: str, app_id: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask Telegram whether a session still works (updates.GetState) and classify it.

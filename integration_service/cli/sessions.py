@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.output import emit, guarded, json_option
 from integration_service.cli.wiring import DATABASE, DATABASE_AND_REDIS, open_client
 
@@ -213,6 +214,7 @@ def tenant() -> None:
 @click.argument("tenant_id")
 @click.option("--name", default=None, help="Display name (defaults to the id).")
 @json_option
+@audited("tenant add")
 @guarded
 def tenant_add(tenant_id: str, name: str | None, as_json: bool) -> None:
     """Register tenant TENANT_ID; running it again changes nothing."""
@@ -231,6 +233,7 @@ def tenant_add(tenant_id: str, name: str | None, as_json: bool) -> None:
     "--off", "turn_off", is_flag=True, help="Stop listening (placement lets the session go)."
 )
 @json_option
+@audited("listen")
 @guarded
 def listen(tenant_id: str, app_id: str, turn_off: bool, as_json: bool) -> None:
     """Turn listening on (default) or off for a session.

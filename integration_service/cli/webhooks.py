@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from integration_service.cli.audit import audited
 from integration_service.cli.output import (
     CommandFailure,
     ExitCode,
@@ -104,6 +105,7 @@ def webhooks() -> None:
 )
 @click.option("--max-in-flight", type=int, default=None, help="Calls in flight at most.")
 @json_option
+@audited("webhooks add")
 @guarded
 def add(
     tenant_id: str,
@@ -161,6 +163,7 @@ def list_subscriptions(tenant_id: str, as_json: bool) -> None:
 @click.argument("tenant_id")
 @click.argument("subscription_id", type=click.UUID)
 @json_option
+@audited("webhooks remove")
 @guarded
 def remove(tenant_id: str, subscription_id: uuid.UUID, as_json: bool) -> None:
     """Delete a subscription with its delivery log."""
@@ -187,6 +190,7 @@ def _set_enabled(tenant_id: str, subscription_id: uuid.UUID, enabled: bool) -> N
 @click.argument("tenant_id")
 @click.argument("subscription_id", type=click.UUID)
 @json_option
+@audited("webhooks enable")
 @guarded
 def enable(tenant_id: str, subscription_id: uuid.UUID, as_json: bool) -> None:
     """Enable a subscription (after a 410, say); its waiting deliveries go out again."""
@@ -197,6 +201,7 @@ def enable(tenant_id: str, subscription_id: uuid.UUID, as_json: bool) -> None:
 @click.argument("tenant_id")
 @click.argument("subscription_id", type=click.UUID)
 @json_option
+@audited("webhooks disable")
 @guarded
 def disable(tenant_id: str, subscription_id: uuid.UUID, as_json: bool) -> None:
     """Pause a subscription: nothing is sent until it is enabled."""
@@ -214,6 +219,7 @@ def disable(tenant_id: str, subscription_id: uuid.UUID, as_json: bool) -> None:
 )
 @click.option("--secret-stdin", is_flag=True, help="Read the new secret from stdin.")
 @json_option
+@audited("webhooks rotate-secret")
 @guarded
 def rotate_secret(
     tenant_id: str,
@@ -325,6 +331,7 @@ def deliveries(
     help="Redeliver every dead delivery of this subscription.",
 )
 @json_option
+@audited("webhooks redeliver")
 @guarded
 def redeliver(
     tenant_id: str, delivery_id: uuid.UUID | None, dead_of: uuid.UUID | None, as_json: bool

@@ -103,6 +103,7 @@ ROUTES = [
     Route("POST", f"{W}/deliveries/{{delivery}}/redeliver", "webhooks:write"),
     Route("DELETE", f"{W}/{{doomed}}", "webhooks:write", ok=204),
     Route("GET", E, "events:read", owned=False),
+    Route("GET", "/api/integrations/audit", "audit:read", owned=False),
 ]
 
 

@@ -91,6 +91,20 @@ def _rights_events(system: SystemUnderTest, channel_id: str) -> list[Any]:
         )
 
 
+def _audited(system: SystemUnderTest, target: str) -> list[tuple[str, str, str]]:
+    """(action, actor, status) of the jobs' audit rows about ``target``, oldest first (the
+    API's own rows, ``POST .../send`` and the like, are left out)."""
+    with system.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT action, actor, status FROM integration_logs WHERE tenant_id = :t "
+                "AND target = :target AND actor LIKE 'job:%' ORDER BY id"
+            ),
+            {"t": TENANT, "target": target},
+        ).all()
+    return [(r.action, r.actor, r.status) for r in rows]
+
+
 def _outbox_rows(system: SystemUnderTest, account: Provisioned) -> int:
     with system.engine.connect() as conn:
         return int(
@@ -140,6 +154,12 @@ def test_an_administered_channel_is_connected_and_posted_to(
     )
     message = api.call("GET", f"{T}/messages/{posted.body['id']}", token=key)
     assert message.status == 200
+    # The audit trail: the check's outcome and the send's, each by its job.
+    ((action, actor, status),) = _audited(system, f"channel:{channel['id']}")
+    assert (action, status) == ("channel.connected", "success") and actor.startswith("job:")
+    sent = _audited(system, "peer:@admin_news_rt")
+    assert [(a, s) for a, _, s in sent] == [("message.sent", "success")]
+    assert sent[0][1].startswith("job:")
 
 
 def test_a_plain_member_is_connected_with_its_rights_and_may_not_post(
@@ -221,6 +241,10 @@ def test_rights_taken_away_are_found_by_the_refresh_and_announced_once(
         what="the second refresh",
     )
     assert len(_rights_events(system, channel["id"])) == 1
+    assert [a for a, _, _ in _audited(system, f"channel:{channel['id']}")] == [
+        "channel.connected",
+        "channel.rights_changed",
+    ]
     refused = api.call(
         "POST", f"{T}/channels/{channel['id']}/send", token=key, body={"text": "too late"}
     )
@@ -271,6 +295,7 @@ def test_a_private_supergroup_is_joined_by_its_invite_link(
 )
 def test_what_cannot_be_connected_fails_with_the_reason(
     api: ApiProcess,
+    system: SystemUnderTest,
     key: str,
     accounts: list[Provisioned],
     owner: int,
@@ -282,6 +307,8 @@ def test_what_cannot_be_connected_fails_with_the_reason(
     assert channel["status"] == "failed", channel
     assert channel["error"]["code"] == code, channel
     assert channel["rights"] is None
+    ((action, _actor, status),) = _audited(system, f"channel:{channel['id']}")
+    assert (action, status) == ("channel.failed", "error")
     refused = api.call("POST", f"{T}/channels/{channel['id']}/send", token=key, body={"text": "x"})
     assert refused.status == 409 and refused.code == "channel_not_ready", refused.body
 

@@ -65,18 +65,35 @@ def test_an_unknown_message_id_is_404(api: ApiProcess, make_key: KeyMaker) -> No
 def test_a_post_to_a_channel_reaches_telegram_as_its_accounts_send(
     api: ApiProcess, system: SystemUnderTest, make_key: KeyMaker, account: Provisioned
 ) -> None:
-    key = make_key(TENANT, "channels:write", "send", "messages:read")
-    # Until channels are resolved (the resources issue) any peer the account can send to
-    # may be connected: here a user, which the emulator shows the message to.
-    reader = f"chanrcpt{uuid.uuid4().hex[:8]}"
-    system.control.create_user("+79870000002", "Reader", username=reader)
+    key = make_key(TENANT, "channels:read", "channels:write", "send", "messages:read")
+    owner = system.control.create_user("+79870000002", "Channel Owner")
+    name = f"sendchan{uuid.uuid4().hex[:8]}"
+    news = system.control.call(
+        "POST",
+        "/channels",
+        {
+            "creator_id": owner["user_id"],
+            "title": "Send News",
+            "username": name,
+            "admin_ids": [account.user_id],
+        },
+    )
     channel = api.call(
         "POST",
         f"{T}/channels",
         token=key,
-        body={"account_id": account.key.app_id, "peer": f"@{reader}"},
+        body={"account_id": account.key.app_id, "peer": f"@{name}"},
     )
-    assert channel.status == 201, channel.body
+    assert channel.status == 202, channel.body
+    wait_for(
+        lambda: (
+            api.call("GET", f"{T}/channels/{channel.body['id']}", token=key).body["status"]
+            == "connected"
+        ),
+        timeout=60,
+        interval=0.2,
+        what="the channel's check",
+    )
     text = f"posted {uuid.uuid4().hex[:6]}"
     posted = api.call(
         "POST", f"{T}/channels/{channel.body['id']}/send", token=key, body={"text": text}
@@ -88,6 +105,10 @@ def test_a_post_to_a_channel_reaches_telegram_as_its_accounts_send(
         return reply.body if reply.body["status"] == "sent" else None
 
     outcome = wait_for(sent, timeout=60, interval=0.2, what="the post to be sent")
-    assert outcome["peer"] == f"@{reader}"
-    arrived = [m for m in system.control.messages(sender_id=account.user_id) if m["text"] == text]
-    assert len(arrived) == 1
+    assert outcome["peer"] == f"@{name}"
+    arrived = [
+        m
+        for m in system.control.messages(sender_id=account.user_id, peer_type="channel")
+        if m["text"] == text
+    ]
+    assert [m["peer_id"] for m in arrived] == [news["channel_id"]]

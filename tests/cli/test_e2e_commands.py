@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import stat
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from click.testing import Result
+from sqlalchemy import text
 
 from integration_service.cli.output import ExitCode
 from integration_service.emulator.world.client_helper import random_phone
@@ -289,3 +291,22 @@ def test_channels_connect_list_get_refresh_delete(
     assert removed.exit_code == ExitCode.OK, removed.output
     again = cli(system, "channels", "delete", TENANT, str(channel["id"]))
     assert again.exit_code == ExitCode.NOT_FOUND, again.output
+    # Each operation in the audit trail, as the operator; reads are not recorded.
+    with system.engine.connect() as conn:
+        trail = conn.execute(
+            text(
+                "SELECT action, actor, target, status, error_message FROM integration_logs "
+                "WHERE tenant_id = :t AND actor LIKE 'cli:%' AND action LIKE 'channels %' "
+                "ORDER BY id"
+            ),
+            {"t": TENANT},
+        ).all()
+    target = f"channel:{channel['id']}"
+    assert [(r.action, r.target, r.status, r.error_message) for r in trail] == [
+        ("channels connect", f"account:{app_id}", "success", None),
+        ("channels refresh", target, "success", None),
+        ("channels connect", "account:no-such-account", "error", "not_found"),
+        ("channels delete", target, "success", None),
+        ("channels delete", target, "error", "not_found"),
+    ]
+    assert {r.actor for r in trail} == {f"cli:{getpass.getuser()}"}

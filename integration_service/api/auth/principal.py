@@ -20,6 +20,7 @@ SCOPES = frozenset(
         "webhooks:read",
         "webhooks:write",
         "events:read",
+        "audit:read",
     }
 )
 ALL_SCOPES = "*"
