@@ -10,12 +10,13 @@ load the worker runtime.
 """
 
 from integration_service.channels.rights import Rights
-from integration_service.channels.store import Channel, ChannelExists, ChannelStore
+from integration_service.channels.store import Channel, ChannelExists, ChannelFacts, ChannelStore
 from integration_service.channels.targets import ChannelTarget, channel_target
 
 __all__ = [
     "Channel",
     "ChannelExists",
+    "ChannelFacts",
     "ChannelStore",
     "ChannelTarget",
     "Rights",

@@ -18,14 +18,13 @@ import structlog
 from prometheus_client import Counter
 
 from integration_service.channels.inspect import (
-    ChannelFacts,
     ChannelUnusable,
     KnownChat,
     inspect,
     reinspect,
 )
 from integration_service.channels.rights import NO_RIGHTS
-from integration_service.channels.store import CONNECTED, Channel, ChannelStore
+from integration_service.channels.store import CONNECTED, Channel, ChannelFacts, ChannelStore
 from integration_service.channels.targets import channel_target
 from integration_service.errors import PermanentError
 from integration_service.runtime.session_runtime import SessionRuntime
@@ -76,20 +75,12 @@ def check_channel(
         store.fail(channel_id, error.code, error.detail, actor=actor)
         logger.info("channel_failed", channel=str(channel_id), error_code=error.code)
         return _counted(ChannelCheck(str(channel_id), "failed", error_code=error.code))
+    outcome = "connected"
     if facts is None:
-        return _record_lost(store, channel, actor)
+        # The account can no longer see the chat: the channel stays, with no rights.
+        facts, outcome = _lost(channel), "lost"
     try:
-        recorded = store.record(
-            channel_id,
-            telegram_id=facts.telegram_id,
-            access_hash=facts.access_hash,
-            kind=facts.kind,
-            title=facts.title,
-            username=facts.username,
-            members_count=facts.members_count,
-            rights=facts.rights,
-            actor=actor,
-        )
+        recorded = store.record(channel_id, facts, actor=actor)
     except PermanentError as error:
         # Told apart by code: another name of a chat the account has (channel_exists),
         # or what Telegram said that the table cannot hold. Never left pending.
@@ -100,7 +91,7 @@ def check_channel(
     return _counted(
         ChannelCheck(
             str(channel_id),
-            "connected",
+            outcome,
             can_post=facts.rights.can_post,
             rights_changed=recorded.event_added,
         )
@@ -117,11 +108,10 @@ def _ask(runtime: SessionRuntime, channel: Channel, *, refresh: bool) -> Channel
         return active.call(lambda client: inspect(client, target))
 
 
-def _record_lost(store: ChannelStore, channel: Channel, actor: str) -> ChannelCheck:
-    """The account can no longer see the chat: the channel stays, with no rights."""
+def _lost(channel: Channel) -> ChannelFacts:
+    """The chat as last known, with no rights."""
     assert channel.telegram_id is not None and channel.kind is not None
-    recorded = store.record(
-        channel.id,
+    return ChannelFacts(
         telegram_id=channel.telegram_id,
         access_hash=channel.access_hash,
         kind=channel.kind,
@@ -129,11 +119,7 @@ def _record_lost(store: ChannelStore, channel: Channel, actor: str) -> ChannelCh
         username=channel.username,
         members_count=channel.members_count,
         rights=NO_RIGHTS,
-        actor=actor,
     )
-    if recorded is None:
-        return _counted(ChannelCheck(str(channel.id), "gone"))
-    return _counted(ChannelCheck(str(channel.id), "lost", rights_changed=recorded.event_added))
 
 
 def _counted(check: ChannelCheck) -> ChannelCheck:

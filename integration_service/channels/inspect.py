@@ -17,7 +17,8 @@ from typing import Any
 from telethon import TelegramClient, errors, utils
 from telethon.tl import functions, types
 
-from integration_service.channels.rights import Rights, channel_rights, group_rights
+from integration_service.channels.rights import channel_rights, group_rights
+from integration_service.channels.store import ChannelFacts
 from integration_service.channels.targets import ChannelTarget
 from integration_service.errors import PermanentError
 
@@ -26,17 +27,6 @@ class ChannelUnusable(PermanentError):
     """The target is no chat the account can connect (named by ``code``)."""
 
     code = "channel_unusable"
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelFacts:
-    telegram_id: int  # marked: -100... channels and supergroups, -... basic groups
-    access_hash: int | None
-    kind: str  # channel, supergroup or group
-    title: str
-    username: str | None
-    members_count: int | None
-    rights: Rights
 
 
 @dataclass(frozen=True, slots=True)

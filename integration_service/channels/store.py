@@ -75,6 +75,19 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelFacts:
+    """What a check learnt from Telegram about a chat and the account's place in it."""
+
+    telegram_id: int  # marked: -100... channels and supergroups, -... basic groups
+    access_hash: int | None
+    kind: str  # channel, supergroup or group
+    title: str
+    username: str | None
+    members_count: int | None
+    rights: Rights
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     """What ``record`` changed: the rights before (None on the first check) and after."""
 
@@ -194,22 +207,13 @@ class ChannelStore:
         return None if found is None else int(found)
 
     def record(
-        self,
-        channel_id: uuid.UUID,
-        *,
-        telegram_id: int,
-        access_hash: int | None,
-        kind: str,
-        title: str,
-        username: str | None,
-        members_count: int | None,
-        rights: Rights,
-        actor: str = "worker",
+        self, channel_id: uuid.UUID, facts: ChannelFacts, *, actor: str = "worker"
     ) -> Recorded | None:
         """Store what Telegram said (the channel is ``connected``). A change of rights
         after an earlier check writes one ``channel.rights_changed`` event in the same
         transaction. None: the channel was removed meanwhile. ``ChannelExists``: the
         account has this chat as another channel already (that one is named)."""
+        rights = facts.rights
         try:
             with self._guard.transaction(self._engine, "record channel") as conn:
                 _act_as(conn, actor)
@@ -233,12 +237,12 @@ class ChannelStore:
                     ),
                     {
                         "id": channel_id,
-                        "tid": telegram_id,
-                        "hash": access_hash,
-                        "kind": kind,
-                        "title": title,
-                        "username": username,
-                        "count": members_count,
+                        "tid": facts.telegram_id,
+                        "hash": facts.access_hash,
+                        "kind": facts.kind,
+                        "title": facts.title,
+                        "username": facts.username,
+                        "count": facts.members_count,
                         "rights": json.dumps(rights.as_dict()),
                         "bump": 1 if changed else 0,
                     },
@@ -248,7 +252,7 @@ class ChannelStore:
         except StoreError as error:
             if error.sqlstate != UNIQUE_VIOLATION:
                 raise
-            return self._already_connected(channel_id, telegram_id)
+            return self._already_connected(channel_id, facts.telegram_id)
         return Recorded(after, before.rights, added)
 
     def _already_connected(self, channel_id: uuid.UUID, telegram_id: int) -> Recorded | None:

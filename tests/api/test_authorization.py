@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from integration_service.channels import ChannelStore, Rights
+from integration_service.channels import ChannelFacts, ChannelStore, Rights
 from integration_service.inbound.event_log import EventLog
 from integration_service.store import SessionKey
 from integration_service.webhooks import DeliveryLog
@@ -134,13 +134,15 @@ def owned(
     # No worker checks it here: recorded as a check would leave it, so it may be posted to.
     ChannelStore(system.engine).record(
         uuid.UUID(channel.body["id"]),
-        telegram_id=-1001900000042,
-        access_hash=42,
-        kind="channel",
-        title="Owned",
-        username="owned_channel",
-        members_count=2,
-        rights=Rights(member=True, creator=True, admin=True, can_post=True),
+        ChannelFacts(
+            telegram_id=-1001900000042,
+            access_hash=42,
+            kind="channel",
+            title="Owned",
+            username="owned_channel",
+            members_count=2,
+            rights=Rights(member=True, creator=True, admin=True, can_post=True),
+        ),
     )
     hook = api.call("POST", W, token=key, body={"url": HOOK, "secret": SECRET})
     doomed = api.call("POST", W, token=key, body={"url": HOOK, "secret": SECRET})
