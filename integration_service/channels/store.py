@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -135,6 +136,24 @@ class ChannelStore:
 
     # ``tenant_id`` narrows reads for the service role (the CLI); under the tenant role
     # row-level security narrows them anyway.
+
+    def connect_checked(
+        self,
+        tenant_id: str,
+        account_id: str,
+        target: ChannelTarget,
+        enqueue_check: Callable[[Channel], object],
+    ) -> Channel:
+        """``connect``, then hand the new channel to ``enqueue_check`` (the connect job).
+        If that fails the row is removed again: no job would ever check it, and the
+        caller's retry connects afresh."""
+        channel = self.connect(tenant_id, account_id, target)
+        try:
+            enqueue_check(channel)
+        except BaseException:
+            self.remove(channel.id, tenant_id=tenant_id)
+            raise
+        return channel
 
     def get(self, channel_id: uuid.UUID, *, tenant_id: str | None = None) -> Channel | None:
         """The channel, if the engine's tenant may see it (row-level security decides)."""

@@ -119,13 +119,12 @@ def connect(
     with open_client(needs=EVERYTHING) as client:
         if client.store.get(SessionKey(tenant, account)) is None:
             raise SessionNotFound(f"no session {tenant}/{account}")
-        store = _store(client)
-        channel = store.connect(tenant, account, target)
-        try:
-            client.check_channel(tenant, account, str(channel.id))
-        except BaseException:
-            store.remove(channel.id, tenant_id=tenant)
-            raise
+        channel = _store(client).connect_checked(
+            tenant,
+            account,
+            target,
+            lambda made: client.check_channel(tenant, account, str(made.id)),
+        )
         if wait_seconds is not None:
             deadline = time.monotonic() + wait_seconds
             while channel.status == "pending" and time.monotonic() < deadline:

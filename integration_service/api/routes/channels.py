@@ -93,14 +93,14 @@ def connect_channel(
 
     def connect() -> ChannelOut:
         with ctx.tenant_engine.scoped(principal.tenant_id):
-            channel = _store(ctx).connect(principal.tenant_id, body.account_id, target)
-        try:
-            ctx.client.check_channel(principal.tenant_id, body.account_id, str(channel.id))
-        except BaseException:
-            # No job will ever check it: not left pending (the caller's retry connects).
-            with ctx.tenant_engine.scoped(principal.tenant_id):
-                _store(ctx).remove(channel.id)
-            raise
+            channel = _store(ctx).connect_checked(
+                principal.tenant_id,
+                body.account_id,
+                target,
+                lambda made: ctx.client.check_channel(
+                    principal.tenant_id, body.account_id, str(made.id)
+                ),
+            )
         return _out(channel)
 
     return answer(request, ctx, principal.tenant_id, body, connect, status=202)
