@@ -10,6 +10,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from integration_service.store.batches import delete_in_batches
+from integration_service.store.guard import DatabaseGuard
+
 ACTION_LIMIT = 64
 TARGET_LIMIT = 256
 ACTOR_LIMIT = 128
@@ -41,9 +44,10 @@ def record(
     app_id: str | None = None,
     error: str | None = None,
     details: dict[str, Any] | None = None,
+    guard: DatabaseGuard | None = None,
 ) -> None:
     """One row; ``details`` is small and secret-free (the callers' promise)."""
-    with engine.begin() as conn:
+    with (guard or DatabaseGuard()).transaction(engine, "record audit entry") as conn:
         conn.execute(
             text(
                 "INSERT INTO integration_logs (tenant_id, app_id, actor, action, target, "
@@ -68,8 +72,9 @@ class AuditReader:
     them to the tenant set on the connection; ``tenant_id`` narrows them for the service
     role too."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: DatabaseGuard | None = None) -> None:
         self._engine = engine
+        self._guard = guard or DatabaseGuard()
 
     def page(
         self,
@@ -112,7 +117,7 @@ class AuditReader:
             params["before"] = before
         clauses = " AND ".join(where)  # fixed fragments; every value is a bound parameter
         statement = f"SELECT {COLUMNS} FROM integration_logs WHERE {clauses} "  # noqa: S608
-        with self._engine.connect() as conn:
+        with self._guard.transaction(self._engine, "read audit trail") as conn:
             rows = conn.execute(
                 text(statement + "ORDER BY id DESC LIMIT :limit"),
                 params,
@@ -141,18 +146,22 @@ def _entry(row: Any) -> AuditEntry:
     )
 
 
-def prune(engine: Engine, older_than: timedelta, *, batch_size: int = 5000) -> int:
+def prune(
+    engine: Engine,
+    older_than: timedelta,
+    *,
+    batch_size: int = 5000,
+    guard: DatabaseGuard | None = None,
+) -> int:
     """Delete rows older than ``older_than``, in batches; how many."""
-    deleted = 0
-    while True:
-        with engine.begin() as conn:
-            count = conn.execute(
-                text(
-                    "DELETE FROM integration_logs WHERE id IN (SELECT id FROM integration_logs "
-                    "WHERE created_at < now() - :age ORDER BY id LIMIT :batch)"
-                ),
-                {"age": older_than, "batch": batch_size},
-            ).rowcount
-        deleted += count
-        if count < batch_size:
-            return deleted
+    checked = guard or DatabaseGuard()
+    statement = text(
+        "DELETE FROM integration_logs WHERE id IN (SELECT id FROM integration_logs "
+        "WHERE created_at < now() - :age ORDER BY id LIMIT :batch)"
+    )
+
+    def one_batch() -> int:
+        with checked.transaction(engine, "prune audit trail") as conn:
+            return int(conn.execute(statement, {"age": older_than, "batch": batch_size}).rowcount)
+
+    return delete_in_batches(one_batch, batch_size)

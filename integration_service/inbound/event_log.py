@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from integration_service.errors import PermanentError
 from integration_service.inbound.events import Event, EventDraft
+from integration_service.store.batches import delete_in_batches
 from integration_service.store.guard import DatabaseGuard
 from integration_service.store.records import SessionKey
 
@@ -281,19 +282,16 @@ class EventLog:
 
     def prune(self, older_than: timedelta, *, batch_size: int = 5000) -> int:
         """Delete events stored longer ago than ``older_than`` (EVENT_RETENTION_DAYS)."""
-        deleted = 0
-        while True:
+        statement = text(
+            "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events "
+            "WHERE created_at < now() - :age LIMIT :n)"
+        )
+
+        def one_batch() -> int:
             with self._transaction("prune events") as conn:
-                count = conn.execute(
-                    text(
-                        "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events "
-                        "WHERE created_at < now() - :age LIMIT :n)"
-                    ),
-                    {"age": older_than, "n": batch_size},
-                ).rowcount
-            deleted += count
-            if count < batch_size:
-                return deleted
+                return int(conn.execute(statement, {"age": older_than, "n": batch_size}).rowcount)
+
+        return delete_in_batches(one_batch, batch_size)
 
 
 def set_traceparent(conn: Connection, traceparent: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from integration_service.store.batches import delete_in_batches
 from integration_service.store.errors import to_store_error
 from integration_service.store.guard import DatabaseGuard
 
@@ -107,19 +108,17 @@ class JobJournal:
 
     def prune(self, older_than: timedelta, *, batch_size: int = 5000) -> int:
         """Delete entries finished longer ago than ``older_than``; the number deleted."""
-        deleted = 0
+        statement = text(
+            "DELETE FROM job_journal WHERE task_id IN (SELECT task_id FROM "
+            "job_journal WHERE completed_at < now() - :age LIMIT :n)"
+        )
         try:
             with self._guard.call(), self._single.connect() as conn:
-                while True:
-                    count = conn.execute(
-                        text(
-                            "DELETE FROM job_journal WHERE task_id IN (SELECT task_id FROM "
-                            "job_journal WHERE completed_at < now() - :age LIMIT :n)"
-                        ),
-                        {"age": older_than, "n": batch_size},
-                    ).rowcount
-                    deleted += count
-                    if count < batch_size:
-                        return deleted
+                return delete_in_batches(
+                    lambda: int(
+                        conn.execute(statement, {"age": older_than, "n": batch_size}).rowcount
+                    ),
+                    batch_size,
+                )
         except SQLAlchemyError as error:
             raise to_store_error(error, "prune job journal") from None
