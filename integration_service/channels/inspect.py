@@ -12,7 +12,7 @@ is recorded as such, never joined back through an old invite link.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from telethon import TelegramClient, errors, utils
 from telethon.tl import functions, types
@@ -37,18 +37,36 @@ class KnownChat:
     access_hash: int | None
 
 
-async def _resolve(client: TelegramClient, target: ChannelTarget) -> Any:
-    """The chat ``target`` names: an entity, an inputChannel, or a basic group's id."""
+# What a target resolves to: a channel or supergroup by its inputChannel, or a basic
+# group by its id (which needs no access hash).
+Chat: TypeAlias = types.InputChannel | int
+
+
+def _chat_of(entity: Any, target: ChannelTarget) -> Chat:
+    if isinstance(entity, types.Channel):
+        return types.InputChannel(entity.id, entity.access_hash or 0)
+    if isinstance(entity, types.Chat):
+        return int(entity.id)
+    if isinstance(entity, types.ChannelForbidden | types.ChatForbidden):
+        raise ChannelUnusable(f"{target} is closed to this account", code="channel_private")
+    if isinstance(entity, types.User):
+        raise ChannelUnusable(f"{target} is a user, not a channel or group", code="not_a_chat")
+    raise ChannelUnusable(f"{target} is not a channel or group", code="not_a_chat")
+
+
+async def _resolve(client: TelegramClient, target: ChannelTarget) -> Chat:
+    """The chat ``target`` names."""
     if target.kind == "username":
         try:
-            return await client.get_entity(target.value)
+            entity = await client.get_entity(target.value)
         except (errors.UsernameNotOccupiedError, errors.UsernameInvalidError, ValueError):
             raise ChannelUnusable(f"no chat is called {target}", code="peer_not_found") from None
+        return _chat_of(entity, target)
     if target.kind == "invite":
-        return await _by_invite(client, target.invite_hash)
+        return _chat_of(await _by_invite(client, target.invite_hash), target)
     chat_id, kind = utils.resolve_id(target.chat_id)
     if kind is types.PeerChat:
-        return chat_id  # a basic group needs no access hash
+        return chat_id
     try:
         # From the account's own entities only: Telegram has no lookup of a channel by id
         # without the access hash this account was given for it.
@@ -98,20 +116,10 @@ async def inspect(client: TelegramClient, target: ChannelTarget) -> ChannelFacts
 
 
 async def _inspect(client: TelegramClient, target: ChannelTarget) -> ChannelFacts:
-    entity = await _resolve(client, target)
-    if isinstance(entity, types.User):
-        raise ChannelUnusable(f"{target} is a user, not a channel or group", code="not_a_chat")
-    if isinstance(entity, types.ChannelForbidden | types.ChatForbidden):
-        raise ChannelUnusable(f"{target} is closed to this account", code="channel_private")
-    if isinstance(entity, types.InputChannel):
-        return await _channel(client, entity)
-    if isinstance(entity, int):
-        return await _group(client, entity)
-    if isinstance(entity, types.Channel):
-        return await _channel(client, types.InputChannel(entity.id, entity.access_hash or 0))
-    if isinstance(entity, types.Chat):
-        return await _group(client, entity.id)
-    raise ChannelUnusable(f"{target} is not a channel or group", code="not_a_chat")
+    chat = await _resolve(client, target)
+    if isinstance(chat, int):
+        return await _group(client, chat)
+    return await _channel(client, chat)
 
 
 async def reinspect(client: TelegramClient, known: KnownChat) -> ChannelFacts | None:
