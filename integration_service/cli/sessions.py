@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from integration_service.cli.audit import audited
-from integration_service.cli.output import emit, guarded, json_option
+from integration_service.cli.output import emit, guarded, json_option, table
 from integration_service.cli.wiring import DATABASE, DATABASE_AND_REDIS, open_client
 
 if TYPE_CHECKING:
@@ -83,15 +83,8 @@ def _session_summary(row: SessionRow) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    columns = ("tenant_id", "app_id", "kind", "state", "last_activity_at")
-    headers = ("TENANT", "APP", "KIND", "STATE", "LAST ACTIVITY")
-    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = [headers, *cells]
-    return "\n".join(
-        "  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in lines
-    )
+SESSION_COLUMNS = ("tenant_id", "app_id", "kind", "state", "last_activity_at")
+SESSION_HEADERS = ("TENANT", "APP", "KIND", "STATE", "LAST ACTIVITY")
 
 
 @click.command("list")
@@ -135,7 +128,11 @@ def list_sessions(
     summaries = [_session_summary(row) for row in rows]
     emit(
         {"tenant_id": tenant, "count": len(summaries), "sessions": summaries},
-        lambda: _table(summaries) if summaries else f"no sessions for tenant {tenant}",
+        lambda: (
+            table(summaries, SESSION_COLUMNS, SESSION_HEADERS)
+            if summaries
+            else f"no sessions for tenant {tenant}"
+        ),
     )
 
 
