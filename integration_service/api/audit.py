@@ -18,25 +18,7 @@ from integration_service import audit
 from integration_service.api.auth import Principal
 
 CHANGES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-# Path parameters naming what a call acts on, in the order the target is taken from.
-TARGET_PARAMS = (
-    ("channel_id", "channel"),
-    ("subscription_id", "subscription"),
-    ("delivery_id", "delivery"),
-    ("login_id", "login"),
-    ("key_id", "api_key"),
-    ("account_id", "account"),
-    ("bot_id", "account"),
-)
 logger = structlog.get_logger(__name__)
-
-
-def target_of(path_params: dict[str, Any]) -> str | None:
-    for name, kind in TARGET_PARAMS:
-        value = path_params.get(name)
-        if value is not None:
-            return f"{kind}:{value}"
-    return None
 
 
 def record(
@@ -54,7 +36,7 @@ def record(
         actor=principal.actor,
         action=action,
         ok=status_code < 400,
-        target=target_of(path_params),
+        target=audit.target_of(path_params),
         app_id=None if account is None else str(account),
         error=error_code,
         details={"status_code": status_code},

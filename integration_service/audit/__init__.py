@@ -8,6 +8,6 @@ the API runs it as the tenant role under row-level security) and ``prune`` (rete
 AUDIT_RETENTION_DAYS). A row never holds a body: bodies carry texts, codes and passwords.
 """
 
-from integration_service.audit.trail import AuditEntry, AuditReader, prune, record
+from integration_service.audit.trail import AuditEntry, AuditReader, prune, record, target_of
 
-__all__ = ["AuditEntry", "AuditReader", "prune", "record"]
+__all__ = ["AuditEntry", "AuditReader", "prune", "record", "target_of"]

@@ -19,6 +19,29 @@ ACTOR_LIMIT = 128
 COLUMNS = "id, tenant_id, app_id, actor, action, target, status, details, error_message, created_at"
 
 
+# Parameters naming what an action is on (an API route's path parameters, a CLI
+# command's arguments), in the order the target is taken from.
+TARGET_PARAMS = (
+    ("channel_id", "channel"),
+    ("subscription_id", "subscription"),
+    ("delivery_id", "delivery"),
+    ("login_id", "login"),
+    ("key_id", "api_key"),
+    ("account_id", "account"),
+    ("bot_id", "account"),
+    ("app_id", "account"),
+)
+
+
+def target_of(params: dict[str, Any]) -> str | None:
+    """``<kind>:<id>`` of the first parameter that names a target, or None."""
+    for name, kind in TARGET_PARAMS:
+        value = params.get(name)
+        if value is not None:
+            return f"{kind}:{value}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int

@@ -18,22 +18,6 @@ import click
 
 P = ParamSpec("P")
 R = TypeVar("R")
-# Parameters naming what a command acts on, in the order the target is taken from.
-TARGETS = (
-    ("channel_id", "channel"),
-    ("subscription_id", "subscription"),
-    ("delivery_id", "delivery"),
-    ("key_id", "api_key"),
-    ("app_id", "account"),
-    ("account_id", "account"),
-)
-
-
-def _target(params: dict[str, Any]) -> str | None:
-    for name, kind in TARGETS:
-        if params.get(name) is not None:
-            return f"{kind}:{params[name]}"
-    return None
 
 
 def _record(action: str, params: dict[str, Any], exit_code: int) -> None:
@@ -56,7 +40,7 @@ def _record(action: str, params: dict[str, Any], exit_code: int) -> None:
                 actor=f"cli:{getpass.getuser()}",
                 action=action,
                 ok=exit_code == ExitCode.OK,
-                target=_target(params),
+                target=audit.target_of(params),
                 app_id=account if isinstance(account, str) else None,
                 error=None if exit_code == ExitCode.OK else ExitCode(exit_code).name.lower(),
             )
